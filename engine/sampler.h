@@ -42,6 +42,13 @@ private:
     std::mt19937_64 rng_;
     std::deque<int32_t> recent_;         // last repeat_last_n accepted tokens
     std::vector<candidate> candidates_;  // scratch, reused between calls
+    std::vector<int32_t> penalized_;     // scratch: distinct tokens of recent_, ascending
+    size_t sorted_ = 0;                  // candidates_[0, sorted_) is in sampling order
+
+    void select_top_k(const float* logits, int32_t n_vocab, const std::vector<bool>* allowed, int32_t k);
+    void collect_all(const float* logits, int32_t n_vocab, const std::vector<bool>* allowed);
+    void sort_prefix(size_t want);
+    int32_t draw();
 };
 
 }  // namespace hearth

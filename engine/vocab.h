@@ -67,9 +67,11 @@ public:
     std::string token_to_piece(token_id id, bool special = true) const;
     std::string detokenize(const std::vector<token_id>& ids, bool special = true) const;
 
+    // The tokenizer's state, defined in vocab-impl.h for the engine's own tokenizer files.
+    struct impl;
+
 private:
     vocab();
-    struct impl;
     std::unique_ptr<impl> impl_;
 };
 

@@ -1,0 +1,89 @@
+// Running a model: the KV cache of each sequence and the forward pass over a batch of tokens.
+// All tokens of a batch go through each matmul together (prompt processing is matrix-matrix);
+// tokens of different sequences can share a batch (continuous batching).
+#pragma once
+
+#include "model.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace hearth {
+
+struct context_params {
+    int32_t n_ctx = 0;       // positions per sequence; 0: the model's training context, at most 4096
+    int32_t n_seq_max = 1;   // sequences that can hold a cache at once
+    int32_t n_batch = 512;   // largest batch evaluated in one pass (bigger ones are split)
+    int32_t n_threads = 0;   // 0: OpenMP's default
+};
+
+// Tokens to evaluate: token i sits at position pos[i] of sequence seq[i]; logits are kept for
+// the entries with want_logits[i] != 0.
+struct batch {
+    std::vector<token_id> token;
+    std::vector<int32_t> pos;
+    std::vector<int32_t> seq;
+    std::vector<uint8_t> want_logits;
+
+    void add(token_id t, int32_t p, int32_t s, bool logits) {
+        token.push_back(t);
+        pos.push_back(p);
+        seq.push_back(s);
+        want_logits.push_back(logits ? 1 : 0);
+    }
+    void clear() { token.clear(); pos.clear(); seq.clear(); want_logits.clear(); }
+    size_t size() const { return token.size(); }
+};
+
+class context {
+public:
+    context(const model& m, const context_params& params = {});
+    ~context();
+    context(const context&) = delete;
+    context& operator=(const context&) = delete;
+
+    // Evaluates a batch. Each sequence's tokens must continue it: the first at pos == seq_length,
+    // the next at +1 ... Throws std::invalid_argument for a bad token, position or sequence.
+    void decode(const batch& b);
+    // Logits (n_vocab) of batch entry i of the last decode; it must have asked for logits.
+    const float* logits(size_t i) const;
+
+    void seq_clear(int32_t seq);          // forget a sequence's cache
+    int32_t seq_length(int32_t seq) const;
+    int32_t n_ctx() const { return n_ctx_; }
+    int32_t n_seq_max() const { return params_.n_seq_max; }
+    int32_t n_threads() const;
+    const hearth::model& model() const { return model_; }
+
+private:
+    void decode_chunk(const batch& b, size_t begin, size_t end);
+    void ensure_scratch(int64_t n_tokens);
+
+    const hearth::model& model_;
+    context_params params_;
+    int32_t n_ctx_ = 0;
+    bool kv_f32_ = false;                // exact mode keeps the cache in F32, else F16
+    std::vector<int32_t> seq_len_;       // (n_seq_max)
+    // KV cache: per layer, per sequence, (n_ctx, n_head_kv * head_dim), F16 bits or F32.
+    std::vector<uint8_t> k_cache_;
+    std::vector<uint8_t> v_cache_;
+    size_t kv_elt_bytes_ = 2;
+
+    // Scratch reused between decodes (grown, never shrunk), in floats unless noted.
+    int64_t scratch_tokens_ = 0;
+    std::vector<float> x_;        // (n_tokens, n_embd) residual stream
+    std::vector<float> xb_;       // (n_tokens, n_embd) normed input of a matmul
+    std::vector<float> q_;        // (n_tokens, n_head * head_dim)
+    std::vector<float> k_;        // (n_tokens, n_head_kv * head_dim)
+    std::vector<float> v_;        // (n_tokens, n_head_kv * head_dim)
+    std::vector<float> att_;      // (n_tokens, n_head * head_dim)
+    std::vector<float> scores_;   // (threads, n_ctx) softmax rows
+    std::vector<float> gate_;     // (n_tokens, n_ff)
+    std::vector<float> up_;       // (n_tokens, n_ff)
+    std::vector<uint8_t> xq_;     // activations converted for the weights' dot type
+    std::vector<float> logits_;   // (n_logits, n_vocab)
+    std::vector<int64_t> logits_row_;  // batch index -> row in logits_, -1 when none
+    std::vector<int64_t> out_idx_;     // batch indices whose logits are computed, in order
+};
+
+}  // namespace hearth

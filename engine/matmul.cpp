@@ -1,0 +1,82 @@
+#include "matmul.h"
+
+#include "quants.h"
+
+#include <algorithm>
+
+namespace hearth {
+
+namespace {
+
+// Rows per work item: enough to amortise the scheduling, few enough to balance two threads on
+// the smallest matrices (k/v of a 576-wide model: 192 rows).
+constexpr int64_t rows_per_item = 16;
+constexpr int max_dot_types = 2;
+
+}  // namespace
+
+size_t matmul_scratch_bytes(int64_t n_tokens, int64_t n_in) {
+    // F32 activations are the widest conversion (4 bytes per element); room for two types.
+    return static_cast<size_t>(max_dot_types) * static_cast<size_t>(n_tokens) * static_cast<size_t>(n_in) * sizeof(float) + 64;
+}
+
+void matmul_run(const matmul_out* outs, int n_outs, const float* x, int64_t n_tokens, int64_t n_in, uint8_t* scratch) {
+    // Which converted copy of x each output reads (deterministic: same on every thread).
+    tensor_type types[max_dot_types];
+    const uint8_t* xq[max_dot_types];
+    size_t xq_row[max_dot_types];
+    int n_types = 0;
+    int type_of[8];
+    uint8_t* next = scratch;
+    for (int o = 0; o < n_outs; ++o) {
+        const tensor_type t = quants_vec_dot_type(outs[o].w->type);
+        int k = 0;
+        while (k < n_types && types[k] != t) ++k;
+        if (k == n_types) {
+            types[k] = t;
+            xq_row[k] = tensor_type_row_bytes(t, n_in);
+            xq[k] = next;
+            next += xq_row[k] * static_cast<size_t>(n_tokens);
+            ++n_types;
+        }
+        type_of[o] = k;
+    }
+
+    for (int k = 0; k < n_types; ++k) {
+        if (types[k] == tensor_type::f32) {
+            xq[k] = reinterpret_cast<const uint8_t*>(x);  // read the input in place
+            continue;
+        }
+        const from_float_fn convert = quants_get_from_float(types[k]);
+        uint8_t* dst = const_cast<uint8_t*>(xq[k]);
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < n_tokens; ++t) convert(x + t * n_in, dst + static_cast<size_t>(t) * xq_row[k], n_in);
+    }
+
+    int64_t items_of[8];
+    int64_t n_items = 0;
+    for (int o = 0; o < n_outs; ++o) {
+        items_of[o] = (outs[o].w->n_out + rows_per_item - 1) / rows_per_item;
+        n_items += items_of[o];
+    }
+
+#pragma omp for schedule(static)
+    for (int64_t item = 0; item < n_items; ++item) {
+        int o = 0;
+        int64_t local = item;
+        while (local >= items_of[o]) local -= items_of[o++];
+        const weight& w = *outs[o].w;
+        const vec_dot_fn dot = quants_get_vec_dot(w.type);
+        const uint8_t* xrows = xq[type_of[o]];
+        const size_t xstride = xq_row[type_of[o]];
+        const int64_t r0 = local * rows_per_item;
+        const int64_t r1 = std::min(r0 + rows_per_item, w.n_out);
+        for (int64_t t = 0; t < n_tokens; ++t) {
+            const uint8_t* xt = xrows + static_cast<size_t>(t) * xstride;
+            float* yt = outs[o].y + t * outs[o].ldy;
+            for (int64_t r = r0; r < r1; ++r) dot(n_in, yt + r, w.row(r), xt);
+        }
+    }
+}
+
+}  // namespace hearth

@@ -107,6 +107,13 @@ inline __m128 halves4(const B* p) {
     return _mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<long long>(v)));
 }
 
+// Two such fields; the upper two floats come out zero.
+template <typename B, uint16_t B::*Field>
+inline __m128 halves2(const B* p) {
+    const uint32_t v = static_cast<uint32_t>(p[0].*Field) | static_cast<uint32_t>(p[1].*Field) << 16;
+    return _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(v)));
+}
+
 // Four blocks per step into independent accumulators so the FMA chains overlap, their four scale
 // products computed in one vector; one horizontal sum at the end. Rows of 576 (18 blocks) are
 // common, so the 1-block tail matters too. With_min adds the m * sum(y) terms of the q*_1 types.
@@ -131,9 +138,19 @@ inline float dot_blocks(int64_t n, const void* w, const void* x) {
         }
     }
     float tail_min = 0.0f;
-    for (; i < nb; ++i) {
-        acc0 = Block(a[i], b[i], _mm256_set1_ps(h2f(a[i].d) * h2f(b[i].d)), acc0);
-        if constexpr (with_min) tail_min += h2f(a[i].m) * h2f(b[i].s);
+    if (i + 2 <= nb) {  // 576-wide rows end with 2 blocks
+        const __m128 d2 = _mm_mul_ps(halves2<WB, &WB::d>(a + i), halves2<XB, &XB::d>(b + i));
+        const __m256 d8 = _mm256_set_m128(d2, d2);
+        acc0 = Block(a[i + 0], b[i + 0], _mm256_permute_ps(d8, 0x00), acc0);
+        acc1 = Block(a[i + 1], b[i + 1], _mm256_permute_ps(d8, 0x55), acc1);
+        if constexpr (with_min) {
+            acc_min = _mm_fmadd_ps(halves2<WB, &WB::m>(a + i), halves2<XB, &XB::s>(b + i), acc_min);
+        }
+        i += 2;
+    }
+    if (i < nb) {
+        acc2 = Block(a[i], b[i], _mm256_set1_ps(h2f(a[i].d) * h2f(b[i].d)), acc2);
+        if constexpr (with_min) tail_min = h2f(a[i].m) * h2f(b[i].s);
     }
     float sum = hsum_ps(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
     if constexpr (with_min) {

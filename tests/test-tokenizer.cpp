@@ -1,5 +1,6 @@
 // Tokenizers against llama.cpp's reference output: every tokenizer__*.json case (ids in three
 // modes, pieces, detokenized text) and the prompt tokens of every generation reference.
+#include "gguf-writer.h"
 #include "gguf.h"
 #include "test-util.h"
 #include "vocab-unicode.h"
@@ -8,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <functional>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -382,6 +384,130 @@ TEST(tokenizer, random_bytes_round_trip) {
         }
     }
     EXPECT_GT(n_exact, 30);
+}
+
+// Tiny in-memory vocabularies: the merge order rules themselves, independent of the shared data.
+struct tiny_vocab {
+    std::vector<uint8_t> bytes;
+    std::unique_ptr<hearth::gguf_file> file;
+    std::unique_ptr<vocab> v;
+};
+
+tiny_vocab make_tiny(const std::function<void(hearth::gguf_writer&)>& fill) {
+    hearth::gguf_writer w;
+    fill(w);
+    tiny_vocab t;
+    t.bytes = w.to_bytes();
+    t.file = hearth::gguf_file::from_memory(t.bytes.data(), t.bytes.size());
+    t.v = vocab::from_gguf(*t.file);
+    return t;
+}
+
+const std::string sp = "\xE2\x96\x81";  // SentencePiece's visible space
+
+TEST(tokenizer, tiny_spm_merges_by_score_then_leftmost) {
+    auto spm = [&](std::vector<float> scores) {
+        return make_tiny([&](hearth::gguf_writer& w) {
+            w.set_string("tokenizer.ggml.model", "llama");
+            w.set_string_array("tokenizer.ggml.tokens", {"<unk>", "<s>", "</s>", sp, "a", "b", sp + "a", "ab", "zz",
+                                                         "<0x43>", "bb", "<|ctl|>", "<ud>"});
+            w.set_f32_array("tokenizer.ggml.scores", scores);
+            w.set_i32_array("tokenizer.ggml.token_type", {2, 3, 3, 1, 1, 1, 1, 1, 1, 6, 1, 3, 4});
+        });
+    };
+    //                         unk s  /s  ▁  a  b  ▁a  ab zz  C  bb ctl ud
+    const auto ab_first = spm({0, 0, 0, 0, 0, 0, -5, -1, -9, 0, -3, 0, 0});
+    EXPECT_EQ(ab_first.v->tokenize("ab", false, false), (std::vector<token_id>{3, 7}));  // ▁ + ab, no ▁ab pair left
+    EXPECT_EQ(ab_first.v->tokenize("ab", true, false), (std::vector<token_id>{1, 3, 7}));
+    const auto sa_first = spm({0, 0, 0, 0, 0, 0, -1, -5, -9, 0, -3, 0, 0});
+    EXPECT_EQ(sa_first.v->tokenize("ab", false, false), (std::vector<token_id>{6, 5}));  // ▁a + b
+    // equal scores: the leftmost pair wins; "bbb" -> bb + b
+    const auto tie = spm({0, 0, 0, 0, 0, 0, -2, -2, -9, 0, -2, 0, 0});
+    EXPECT_EQ(tie.v->tokenize("abbb", false, false), (std::vector<token_id>{6, 10, 5}));
+    // byte fallback for 'C' (<0x43>), the unknown token for bytes without one
+    EXPECT_EQ(tie.v->tokenize("C", false, false), (std::vector<token_id>{3, 9}));
+    EXPECT_EQ(tie.v->tokenize("D", false, false), (std::vector<token_id>{3, 0}));
+    // control tokens only with parse_special, user-defined always; a space follows each special
+    EXPECT_EQ(tie.v->tokenize("<|ctl|>a", false, true), (std::vector<token_id>{11, 6}));
+    EXPECT_EQ(tie.v->tokenize("<ud>a", false, false), (std::vector<token_id>{12, 6}));
+    EXPECT_EQ(tie.v->token_to_piece(11, false), "");
+    EXPECT_EQ(tie.v->token_to_piece(12, false), "<ud>");
+    EXPECT_EQ(tie.v->token_to_piece(9), "C");
+    EXPECT_EQ(tie.v->detokenize({6, 10, 5}), "abbb");
+    EXPECT_EQ(tie.v->eot(), -1);
+    EXPECT_TRUE(tie.v->is_eog(2));
+}
+
+TEST(tokenizer, tiny_bpe_merges_by_rank) {
+    auto bpe = [&](std::vector<std::string> merges, const char* pre) {
+        return make_tiny([&](hearth::gguf_writer& w) {
+            w.set_string("tokenizer.ggml.model", "gpt2");
+            w.set_string("tokenizer.ggml.pre", pre);
+            w.set_string_array("tokenizer.ggml.tokens", {"a", "b", "c", "ab", "bc", "abc", "\xC4\xA0", "\xC4\xA0" "a", "<|im_end|>"});
+            w.set_string_array("tokenizer.ggml.merges", merges);
+            w.set_i32_array("tokenizer.ggml.token_type", {1, 1, 1, 1, 1, 1, 1, 1, 4});
+        });
+    };
+    const auto ab = bpe({"a b", "b c", "ab c", "\xC4\xA0 a"}, "gpt-2");
+    EXPECT_EQ(ab.v->tokenize("abc", false, false), (std::vector<token_id>{5}));
+    EXPECT_EQ(ab.v->tokenize("abc a", false, false), (std::vector<token_id>{5, 7}));
+    const auto bc = bpe({"b c", "a b", "ab c", "\xC4\xA0 a"}, "gpt-2");
+    EXPECT_EQ(bc.v->tokenize("abc", false, false), (std::vector<token_id>{0, 4}));  // bc first blocks ab
+    // no BOS without add_bos (BPE default), defaults bos/eos = 11 are out of range here
+    EXPECT_EQ(bc.v->bos(), -1);
+    EXPECT_FALSE(bc.v->add_bos());
+    // <|im_end|> is an end-of-generation token and so becomes control: plain text does not make it
+    EXPECT_TRUE(bc.v->is_eog(8));
+    EXPECT_TRUE(bc.v->is_control(8));
+    EXPECT_EQ(bc.v->eot(), 8);
+    EXPECT_NE(bc.v->tokenize("<|im_end|>", false, false), (std::vector<token_id>{8}));
+    EXPECT_EQ(bc.v->tokenize("<|im_end|>", false, true), (std::vector<token_id>{8}));
+    // a pre-tokenizer name llama.cpp would refuse falls back to GPT-2's rules
+    const auto unknown = bpe({"a b", "b c", "ab c", "\xC4\xA0 a"}, "who-knows");
+    EXPECT_EQ(unknown.v->tokenize("abc a", false, false), (std::vector<token_id>{5, 7}));
+    EXPECT_EQ(unknown.v->pre_name(), "who-knows");
+}
+
+TEST(tokenizer, tiny_vocab_errors_name_the_key) {
+    auto error_of = [&](const std::function<void(hearth::gguf_writer&)>& fill) -> std::string {
+        try {
+            make_tiny(fill);
+        } catch (const hearth::vocab_error& e) {
+            return e.what();
+        }
+        return "no error";
+    };
+    EXPECT_NE(error_of([](hearth::gguf_writer& w) {
+                  w.set_string("tokenizer.ggml.model", "llama");
+                  w.set_string_array("tokenizer.ggml.tokens", {"a", "b"});
+                  w.set_f32_array("tokenizer.ggml.scores", {0.0f});
+              }).find("tokenizer.ggml.scores"),
+              std::string::npos);
+    EXPECT_NE(error_of([](hearth::gguf_writer& w) {
+                  w.set_string("tokenizer.ggml.model", "gpt2");
+                  w.set_string_array("tokenizer.ggml.tokens", {"a", "b"});
+              }).find("tokenizer.ggml.merges"),
+              std::string::npos);
+    EXPECT_NE(error_of([](hearth::gguf_writer& w) {
+                  w.set_string("tokenizer.ggml.model", "llama");
+                  w.set_string_array("tokenizer.ggml.tokens", {"a", "b"});
+                  w.set_i32_array("tokenizer.ggml.token_type", {1});
+              }).find("tokenizer.ggml.token_type"),
+              std::string::npos);
+    EXPECT_NE(error_of([](hearth::gguf_writer& w) {
+                  w.set_string("tokenizer.ggml.model", "llama");
+                  w.set_string("tokenizer.ggml.tokens", "not an array");
+              }).find("tokenizer.ggml.tokens"),
+              std::string::npos);
+    EXPECT_NE(error_of([](hearth::gguf_writer& w) {
+                  w.set_string("tokenizer.ggml.model", "gpt2");
+                  w.set_string_array("tokenizer.ggml.tokens", {"a", "b"});
+                  w.set_string_array("tokenizer.ggml.merges", {"a b"});
+                  w.set_bool("tokenizer.ggml.add_bos_token", true);
+              }).find("add_bos"),
+              std::string::npos);
+    EXPECT_NE(error_of([](hearth::gguf_writer& w) { w.set_string("tokenizer.ggml.model", "t5"); }).find("t5"),
+              std::string::npos);
 }
 
 TEST(tokenizer, rejects_bad_metadata) {

@@ -195,8 +195,9 @@ std::unique_ptr<vocab> vocab::from_gguf(const gguf_file& file) {
 
     // End-of-generation tokens are recognised by their text, as llama.cpp does; they become control
     // tokens (so that plain text never produces them). The first name in this order is the EOT.
-    static const char* const eog_names[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
-                                            "<|eom_id|>", "<EOT>", "_<EOT>"};
+    static const char* const eog_names[] = {"<|eot_id|>", "<|im_end|>",       "<|end|>", "<end_of_turn>",
+                                            "<|endoftext|>", "<|end_of_text|>", "<EOT>",   "_<EOT>",
+                                            "<end_of_utterance>", "<|eom_id|>"};
     for (const char* name : eog_names) {
         const token_id id = d.lookup(name);
         if (id < 0) continue;

@@ -1,9 +1,11 @@
 // Writes the seed corpus for fuzz-gguf: small valid GGUF files covering every value type, the
 // common tensor types, a non-default alignment, a vocabulary-only file and a v2 header.
 // Regenerate with: build/fuzz/fuzz/fuzz-make-seeds fuzz/corpus/gguf
+// The seeds are named *.bin, not *.gguf, because the repository ignores *.gguf (model files).
 #include "gguf-writer.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -31,6 +33,10 @@ void add(gguf_writer& w, const std::string& name, tensor_type type, std::vector<
 void save(const std::string& dir, const std::string& name, const std::vector<uint8_t>& b) {
     std::ofstream out(dir + "/" + name, std::ios::binary);
     out.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
+    if (!out.flush()) {
+        std::fprintf(stderr, "cannot write %s/%s\n", dir.c_str(), name.c_str());
+        std::exit(1);
+    }
     std::printf("%s: %zu bytes\n", name.c_str(), b.size());
 }
 
@@ -54,10 +60,10 @@ int main(int argc, char** argv) {
         w.set_string("general.architecture", "llama");
         add(w, "w", tensor_type::f32, {4});
         const auto b = w.to_bytes();
-        save(dir, "minimal.gguf", b);
+        save(dir, "minimal.bin", b);
         auto v2 = b;
         v2[4] = 2;  // same layout, version 2
-        save(dir, "minimal-v2.gguf", v2);
+        save(dir, "minimal-v2.bin", v2);
     }
     {
         gguf_writer w;
@@ -79,7 +85,7 @@ int main(int argc, char** argv) {
         add(w, "blk.0.ffn_up.weight", tensor_type::q4_k, {256, 1});
         add(w, "output.weight", tensor_type::q6_k, {256, 1, 1});
         add(w, "output_norm.weight", tensor_type::f32, {32});
-        save(dir, "model.gguf", w.to_bytes());
+        save(dir, "model.bin", w.to_bytes());
     }
     {
         gguf_writer w;
@@ -101,7 +107,7 @@ int main(int argc, char** argv) {
         add(w, "b", tensor_type::q5_k, {256});
         add(w, "c", tensor_type::f32, {0, 3});
         add(w, "d", tensor_type::q5_0, {32, 1, 1, 2});
-        save(dir, "types-align64.gguf", w.to_bytes());
+        save(dir, "types-align64.bin", w.to_bytes());
     }
     {
         gguf_writer w;
@@ -112,11 +118,11 @@ int main(int argc, char** argv) {
         w.set_string_array("tokenizer.ggml.merges", {"a b", "\xc4\xa0 a"});
         w.set_u32("tokenizer.ggml.bos_token_id", 0);
         w.set_string("tokenizer.chat_template", "{% for m in messages %}{{ m.content }}{% endfor %}");
-        save(dir, "vocab-only.gguf", w.to_bytes());
+        save(dir, "vocab-only.bin", w.to_bytes());
     }
     {
         gguf_writer w;
-        save(dir, "empty.gguf", w.to_bytes());
+        save(dir, "empty.bin", w.to_bytes());
     }
     return 0;
 }

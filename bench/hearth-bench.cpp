@@ -210,6 +210,24 @@ run_result run_threads(const hearth::model& m, const bandwidth_probe& probe, con
     return r;
 }
 
+// From /proc/loadavg: the 1-minute load average and the tasks running now, this one included
+// (-1 where unknown). Timings taken while other work runs are not comparable.
+struct machine_load {
+    double avg1 = -1.0;
+    int running = -1;
+};
+
+machine_load read_load() {
+    machine_load l;
+    std::FILE* f = std::fopen("/proc/loadavg", "r");
+    if (!f) return l;
+    double a5 = 0, a15 = 0;
+    int total = 0;
+    if (std::fscanf(f, "%lf %lf %lf %d/%d", &l.avg1, &a5, &a15, &l.running, &total) != 5) l = {};
+    std::fclose(f);
+    return l;
+}
+
 const char* verdict(bool ok) { return ok ? "PASS" : "FAIL"; }
 
 }  // namespace
@@ -234,6 +252,8 @@ int main(int argc, char** argv) {
     }
 
     try {
+        // Read first: OpenMP's worker threads spin for a while after each parallel region.
+        const machine_load load_before = read_load();
         auto m = hearth::model::load(o.model_path);
         const auto& hp = m->hparams();
         const std::vector<int> thread_counts = o.threads > 0 ? std::vector<int>{o.threads} : std::vector<int>{1, 2};
@@ -245,6 +265,7 @@ int main(int argc, char** argv) {
             runs.push_back(run_threads(*m, probe, o, t));
         }
 
+        const machine_load load_after = read_load();
         const run_result* one = nullptr;
         const run_result* two = nullptr;
         for (const auto& r : runs) {
@@ -263,7 +284,8 @@ int main(int argc, char** argv) {
             }
             json j = {{"model", o.model_path}, {"name", hp.name}, {"weight_bytes", m->weight_bytes()}, {"tensor_bytes", types},
                       {"n_prompt", o.n_prompt}, {"n_gen", o.n_gen}, {"reps", o.reps}, {"simd", hearth::simd_level_name(hearth::quants_simd())},
-                      {"hardware_threads", std::thread::hardware_concurrency()}, {"runs", jr}};
+                      {"hardware_threads", std::thread::hardware_concurrency()}, {"load_avg_before", load_before.avg1},
+                      {"load_avg_after", load_after.avg1}, {"running_before", load_before.running}, {"runs", jr}};
             if (one) {
                 j["targets"]["roofline_ratio_1t_ge_0.5"] = one->roofline_ratio >= 0.5;
                 j["targets"]["pp_tg_ratio_1t_ge_3"] = one->pp_tg_ratio >= 3.0;
@@ -283,6 +305,12 @@ int main(int argc, char** argv) {
         std::printf("tensors: %s\n", mix.c_str());
         std::printf("weights read per decoded token: %.1f MiB; kernels %s; pp%d, tg%d, median of %d\n\n", m->weight_bytes() / 1048576.0,
                     hearth::simd_level_name(hearth::quants_simd()), o.n_prompt, o.n_gen, o.reps);
+        // The 1-minute average lags (and counts this program's own earlier runs), so the tasks
+        // running at the start are the better sign of competition.
+        if (load_before.running > 1) {
+            std::printf("warning: %d other tasks were running at the start (load average %.2f): timings are not comparable\n\n",
+                        load_before.running - 1, load_before.avg1);
+        }
         std::printf("| threads | read GB/s | pp%d tok/s | tg%d tok/s | roofline tok/s | tg/roofline | pp/tg per token |\n", o.n_prompt, o.n_gen);
         std::printf("|--------:|----------:|-----------:|----------:|---------------:|------------:|----------------:|\n");
         for (const auto& r : runs) {

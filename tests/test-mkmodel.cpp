@@ -1,5 +1,8 @@
-// hearth-mkmodel writes loadable, runnable models: each type of the tiny shape is written by the
-// built tool, loaded by hearth::model::load and decoded.
+// hearth-mkmodel writes loadable, runnable models: each type of the tiny shape is written, loaded
+// by hearth::model::load and decoded. The tool's core is compiled in here (the tests link only the
+// engine, and the ASan build has no bench/ targets); the command line is tested when it was built.
+#include "../bench/mkmodel.cpp"
+
 #include "context.h"
 #include "model.h"
 #include "test-util.h"
@@ -36,18 +39,20 @@ private:
 };
 
 int run_tool(const std::string& args) {
-    const std::string cmd = "'" + tool_path() + "' " + args + " > /dev/null 2>&1";
+    // Built up by append: gcc 12 warns falsely (-Wrestrict) on "literal" + std::string here.
+    std::string cmd = "'";
+    cmd.append(tool_path()).append("' ").append(args).append(" > /dev/null 2>&1");
     return std::system(cmd.c_str());
 }
 
 class MkModel : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(MkModel, TinyModelLoadsAndDecodes) {
-    if (!hearth::test::require_file(tool_path())) GTEST_SKIP() << tool_path() << " not built (configure with -DHEARTH_BENCH=ON)";
     temp_dir dir;
     const std::string type = GetParam();
     const std::string path = dir.file("tiny-" + type + ".gguf");
-    ASSERT_EQ(run_tool("--out '" + path + "' --shape tiny --type " + type + " --seed 7"), 0);
+    const auto rep = hearth::bench::write_model(path, hearth::bench::shape_by_name("tiny"), hearth::bench::ftype_by_name(type), 7);
+    EXPECT_EQ(rep.file_bytes, fs::file_size(path));
 
     auto m = hearth::model::load(path);
     const hearth::model_hparams& hp = m->hparams();
@@ -109,20 +114,53 @@ TEST_P(MkModel, TinyModelLoadsAndDecodes) {
 
 INSTANTIATE_TEST_SUITE_P(Types, MkModel, ::testing::Values("f32", "f16", "q8_0", "q4_0", "q4_k_m"));
 
-TEST(MkModelTool, SameSeedSameBytesOtherSeedOtherBytes) {
-    if (!hearth::test::require_file(tool_path())) GTEST_SKIP() << tool_path() << " not built";
+TEST(MkModel, SameSeedSameBytesOtherSeedOtherBytes) {
     temp_dir dir;
-    ASSERT_EQ(run_tool("--out '" + dir.file("a.gguf") + "' --shape tiny --type q4_0 --seed 3"), 0);
-    ASSERT_EQ(run_tool("--out '" + dir.file("b.gguf") + "' --shape tiny --type q4_0 --seed 3"), 0);
-    ASSERT_EQ(run_tool("--out '" + dir.file("c.gguf") + "' --shape tiny --type q4_0 --seed 4"), 0);
+    const auto shape = hearth::bench::shape_by_name("tiny");
+    hearth::bench::write_model(dir.file("a.gguf"), shape, hearth::bench::model_ftype::q4_0, 3);
+    hearth::bench::write_model(dir.file("b.gguf"), shape, hearth::bench::model_ftype::q4_0, 3);
+    hearth::bench::write_model(dir.file("c.gguf"), shape, hearth::bench::model_ftype::q4_0, 4);
     const std::string a = hearth::test::read_file_bytes(dir.file("a.gguf"));
     EXPECT_EQ(a, hearth::test::read_file_bytes(dir.file("b.gguf")));
     EXPECT_NE(a, hearth::test::read_file_bytes(dir.file("c.gguf")));
 }
 
-TEST(MkModelTool, RejectsUnknownTypeAndShape) {
-    if (!hearth::test::require_file(tool_path())) GTEST_SKIP() << tool_path() << " not built";
+TEST(MkModel, SmolLM2MixFollowsLlamaQuantizeFallbacks) {
+    // 576-wide rows cannot hold K-quant super-blocks: Q4_K -> Q5_0, Q6_K -> Q8_0; ffn_down (1536) keeps K-quants.
+    using hearth::tensor_type;
+    using hearth::bench::model_ftype;
+    const auto s = hearth::bench::shape_by_name("smollm2-135m");
+    EXPECT_EQ(s.n_embd, 576);
+    EXPECT_EQ(s.n_layer, 30);
+    EXPECT_EQ(hearth::bench::tensor_type_for(model_ftype::q4_k_m, s, "token_embd.weight", 576), tensor_type::q8_0);
+    EXPECT_EQ(hearth::bench::tensor_type_for(model_ftype::q4_k_m, s, "blk.4.attn_q.weight", 576), tensor_type::q5_0);
+    EXPECT_EQ(hearth::bench::tensor_type_for(model_ftype::q4_k_m, s, "blk.0.attn_v.weight", 576), tensor_type::q8_0);
+    EXPECT_EQ(hearth::bench::tensor_type_for(model_ftype::q4_k_m, s, "blk.4.attn_v.weight", 576), tensor_type::q5_0);
+    EXPECT_EQ(hearth::bench::tensor_type_for(model_ftype::q4_k_m, s, "blk.5.ffn_down.weight", 1536), tensor_type::q6_k);
+    EXPECT_EQ(hearth::bench::tensor_type_for(model_ftype::q4_k_m, s, "blk.4.ffn_down.weight", 1536), tensor_type::q4_k);
+    EXPECT_EQ(hearth::bench::tensor_type_for(model_ftype::q4_k_m, s, "blk.29.ffn_down.weight", 1536), tensor_type::q6_k);
+    EXPECT_EQ(hearth::bench::tensor_type_for(model_ftype::q4_0, s, "token_embd.weight", 576), tensor_type::q8_0);
+    EXPECT_EQ(hearth::bench::tensor_type_for(model_ftype::q4_0, s, "blk.0.ffn_down.weight", 1536), tensor_type::q4_0);
+    EXPECT_EQ(hearth::bench::tensor_type_for(model_ftype::q8_0, s, "blk.0.attn_norm.weight", 576), tensor_type::f32);
+    int more_bits = 0;
+    for (int il = 0; il < s.n_layer; ++il) {
+        const std::string name = "blk." + std::to_string(il) + ".ffn_down.weight";
+        more_bits += hearth::bench::tensor_type_for(model_ftype::q4_k_m, s, name, 1536) == tensor_type::q6_k;
+    }
+    EXPECT_EQ(more_bits, 14);
+}
+
+TEST(MkModel, RejectsUnknownNames) {
+    EXPECT_THROW(hearth::bench::shape_by_name("huge"), std::invalid_argument);
+    EXPECT_THROW(hearth::bench::ftype_by_name("q3_k"), std::invalid_argument);
+}
+
+TEST(MkModelTool, CommandLineWritesAndRejects) {
+    // Built only with -DHEARTH_BENCH=ON; the core is tested above either way.
+    if (!fs::exists(tool_path())) GTEST_SKIP() << tool_path() << " not built";
     temp_dir dir;
+    EXPECT_EQ(run_tool("--out '" + dir.file("t.gguf") + "' --shape tiny --type q8_0"), 0);
+    EXPECT_NO_THROW(hearth::model::load(dir.file("t.gguf")));
     EXPECT_NE(run_tool("--out '" + dir.file("x.gguf") + "' --type q3_k"), 0);
     EXPECT_NE(run_tool("--out '" + dir.file("x.gguf") + "' --shape huge"), 0);
     EXPECT_FALSE(fs::exists(dir.file("x.gguf")));

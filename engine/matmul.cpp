@@ -54,8 +54,12 @@ void matmul_run(const matmul_out* outs, int n_outs, const float* x, int64_t n_to
     }
 
     int64_t items_of[8];
+    vec_dot_fn dot_of[8];
+    gemm_fn gemm_of[8];
     int64_t n_items = 0;
     for (int o = 0; o < n_outs; ++o) {
+        dot_of[o] = quants_get_vec_dot(outs[o].w->type);
+        gemm_of[o] = n_tokens > 1 ? quants_get_gemm(outs[o].w->type) : nullptr;
         items_of[o] = (outs[o].w->n_out + rows_per_item - 1) / rows_per_item;
         n_items += items_of[o];
     }
@@ -66,11 +70,16 @@ void matmul_run(const matmul_out* outs, int n_outs, const float* x, int64_t n_to
         int64_t local = item;
         while (local >= items_of[o]) local -= items_of[o++];
         const weight& w = *outs[o].w;
-        const vec_dot_fn dot = quants_get_vec_dot(w.type);
+        const vec_dot_fn dot = dot_of[o];
         const uint8_t* xrows = xq[type_of[o]];
         const size_t xstride = xq_row[type_of[o]];
         const int64_t r0 = local * rows_per_item;
         const int64_t r1 = std::min(r0 + rows_per_item, w.n_out);
+        if (gemm_of[o]) {
+            // Prompt tokens: one register-tiled pass over these rows for every token.
+            gemm_of[o](n_in, w.row(r0), w.row_bytes, r1 - r0, xrows, xstride, n_tokens, outs[o].y + r0, outs[o].ldy);
+            continue;
+        }
         for (int64_t t = 0; t < n_tokens; ++t) {
             const uint8_t* xt = xrows + static_cast<size_t>(t) * xstride;
             float* yt = outs[o].y + t * outs[o].ldy;

@@ -63,4 +63,10 @@ void vec_dot_q4_k_q8_k_avx2(int64_t n, float* s, const void* w, const void* x);
 void vec_dot_q5_k_q8_k_avx2(int64_t n, float* s, const void* w, const void* x);
 void vec_dot_q6_k_q8_k_avx2(int64_t n, float* s, const void* w, const void* x);
 
+// ---- tiled batch products (gemm-avx2.cpp, gemm-vnni.cpp) -------------------------------------
+void gemm_q8_0_q8_0_avx2(int64_t n, const void* w, size_t w_stride, int64_t nr, const void* x, size_t x_stride, int64_t nt, float* s,
+                         int64_t lds);
+void gemm_q8_0_q8_0_vnni(int64_t n, const void* w, size_t w_stride, int64_t nr, const void* x, size_t x_stride, int64_t nt, float* s,
+                         int64_t lds);
+
 }  // namespace hearth::detail

@@ -447,6 +447,17 @@ void copy_row_f32(const float* src, void* dst, int64_t n) {
 
 // -1 until first use, then a simd_level: read on every kernel fetch, so an atomic.
 std::atomic<int> g_simd{-1};
+// -1 until first use, then 0/1: whether the AVX-VNNI tiled products are in force.
+std::atomic<int> g_vnni{-1};
+
+bool vnni_detect() {
+#if defined(HEARTH_HAVE_VNNI)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
+#else
+    return false;
+#endif
+}
 
 simd_level simd_detect() {
 #if defined(HEARTH_HAVE_AVX2)
@@ -484,6 +495,36 @@ simd_level quants_simd() { return simd_now(); }
 void quants_set_simd(simd_level level) {
     if (level == simd_level::avx2 && quants_simd_detected() != simd_level::avx2) level = simd_level::scalar;
     g_simd.store(static_cast<int>(level), std::memory_order_relaxed);
+}
+
+bool quants_vnni_detected() {
+    static const bool detected = vnni_detect() && quants_simd_detected() == simd_level::avx2;
+    return detected;
+}
+
+bool quants_vnni() {
+    int v = g_vnni.load(std::memory_order_relaxed);
+    if (v < 0) {
+        const char* env = std::getenv("HEARTH_SIMD");
+        v = quants_vnni_detected() && !(env && (std::string_view(env) == "avx2" || std::string_view(env) == "scalar")) ? 1 : 0;
+        g_vnni.store(v, std::memory_order_relaxed);
+    }
+    return v == 1 && simd_now() == simd_level::avx2;
+}
+
+void quants_set_vnni(bool on) { g_vnni.store(on && quants_vnni_detected() ? 1 : 0, std::memory_order_relaxed); }
+
+gemm_fn quants_get_gemm(tensor_type w_type) {
+#if defined(HEARTH_HAVE_AVX2)
+    if (w_type == tensor_type::q8_0 && simd_now() == simd_level::avx2) {
+#if defined(HEARTH_HAVE_VNNI)
+        if (quants_vnni()) return detail::gemm_q8_0_q8_0_vnni;
+#endif
+        return detail::gemm_q8_0_q8_0_avx2;
+    }
+#endif
+    (void)w_type;
+    return nullptr;
 }
 
 const char* simd_level_name(simd_level level) {

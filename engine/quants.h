@@ -64,11 +64,24 @@ using from_float_fn = void (*)(const float* src, void* dst, int64_t n);
 vec_dot_fn quants_get_vec_dot(tensor_type w_type);
 from_float_fn quants_get_from_float(tensor_type vec_dot_type);
 
+// Batched product for prompts: s[t * lds + r] = dot(w row r, x row t) for r < nr, t < nt, rows of
+// n elements, w rows w_stride bytes apart, x rows (in quants_vec_dot_type) x_stride apart.
+// Register-tiled so each block is loaded once per tile. nullptr when the type has none at the
+// level in force; callers then use the vec_dot kernel per (row, token).
+using gemm_fn = void (*)(int64_t n, const void* w, size_t w_stride, int64_t nr, const void* x, size_t x_stride, int64_t nt,
+                         float* s, int64_t lds);
+gemm_fn quants_get_gemm(tensor_type w_type);
+
 // ---- SIMD selection -----------------------------------------------------------------------
 enum class simd_level { scalar, avx2 };
 simd_level quants_simd_detected();        // best the CPU and the build support
 simd_level quants_simd();                 // in force now
 void quants_set_simd(simd_level level);   // clamps to what is detected; tests compare levels
 const char* simd_level_name(simd_level level);
+// AVX512-VNNI (vpdpbusd on 256-bit registers) for the tiled products, on top of AVX2;
+// HEARTH_SIMD=avx2 turns it off.
+bool quants_vnni_detected();
+bool quants_vnni();                       // in force now (and AVX2 in force)
+void quants_set_vnni(bool on);            // clamps to what is detected
 
 }  // namespace hearth

@@ -28,22 +28,7 @@ std::vector<uint8_t> encode(T v) {
     return out;
 }
 
-size_t element_size(gguf_value_type t) {
-    switch (t) {
-        case gguf_value_type::uint8:
-        case gguf_value_type::int8:
-        case gguf_value_type::boolean: return 1;
-        case gguf_value_type::uint16:
-        case gguf_value_type::int16: return 2;
-        case gguf_value_type::uint32:
-        case gguf_value_type::int32:
-        case gguf_value_type::float32: return 4;
-        case gguf_value_type::uint64:
-        case gguf_value_type::int64:
-        case gguf_value_type::float64: return 8;
-        default: return 0;
-    }
-}
+size_t element_size(gguf_value_type t) { return gguf_value_type_size(t); }
 
 uint64_t align_up(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
 

@@ -31,25 +31,7 @@ size_t reserve_for(uint64_t count) { return static_cast<size_t>(std::min(count, 
 constexpr uint64_t min_kv_bytes = 8 + 1 + 4 + 1;
 constexpr uint64_t min_tensor_info_bytes = 8 + 1 + 4 + 8 + 4 + 8;
 
-// Bytes of one value of a fixed-size type; 0 for string, array and unknown ids.
-size_t value_type_size(uint32_t t) {
-    switch (static_cast<gguf_value_type>(t)) {
-        case gguf_value_type::uint8:
-        case gguf_value_type::int8:
-        case gguf_value_type::boolean: return 1;
-        case gguf_value_type::uint16:
-        case gguf_value_type::int16: return 2;
-        case gguf_value_type::uint32:
-        case gguf_value_type::int32:
-        case gguf_value_type::float32: return 4;
-        case gguf_value_type::uint64:
-        case gguf_value_type::int64:
-        case gguf_value_type::float64: return 8;
-        case gguf_value_type::string:
-        case gguf_value_type::array: return 0;
-    }
-    return 0;
-}
+size_t value_type_size(uint32_t t) { return gguf_value_type_size(static_cast<gguf_value_type>(t)); }
 
 bool value_type_known(uint32_t t) { return t <= static_cast<uint32_t>(gguf_value_type::float64); }
 
@@ -278,6 +260,25 @@ void read_array(cursor& c, gguf_kv& kv) {
 }
 
 }  // namespace
+
+size_t gguf_value_type_size(gguf_value_type t) {
+    switch (t) {
+        case gguf_value_type::uint8:
+        case gguf_value_type::int8:
+        case gguf_value_type::boolean: return 1;
+        case gguf_value_type::uint16:
+        case gguf_value_type::int16: return 2;
+        case gguf_value_type::uint32:
+        case gguf_value_type::int32:
+        case gguf_value_type::float32: return 4;
+        case gguf_value_type::uint64:
+        case gguf_value_type::int64:
+        case gguf_value_type::float64: return 8;
+        case gguf_value_type::string:
+        case gguf_value_type::array: return 0;
+    }
+    return 0;
+}
 
 std::string_view gguf_value_type_name(gguf_value_type t) {
     switch (t) {

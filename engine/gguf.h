@@ -39,6 +39,8 @@ enum class gguf_value_type : uint32_t {
 };
 
 std::string_view gguf_value_type_name(gguf_value_type t);
+// Bytes of one value of a fixed-size type; 0 for string, array and unknown ids.
+size_t gguf_value_type_size(gguf_value_type t);
 
 // One metadata key/value. Strings point into the mapping; numeric arrays are left in place
 // (GGUF does not align them) and copied out by the typed getters of gguf_file.

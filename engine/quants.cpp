@@ -453,7 +453,8 @@ std::atomic<int> g_vnni{-1};
 bool vnni_detect() {
 #if defined(HEARTH_HAVE_VNNI)
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512bw");
 #else
     return false;
 #endif

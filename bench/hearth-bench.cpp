@@ -283,7 +283,7 @@ int main(int argc, char** argv) {
                               {"roofline_ratio", r.roofline_ratio}, {"pp_tg_ratio", r.pp_tg_ratio}});
             }
             json j = {{"model", o.model_path}, {"name", hp.name}, {"weight_bytes", m->weight_bytes()}, {"tensor_bytes", types},
-                      {"n_prompt", o.n_prompt}, {"n_gen", o.n_gen}, {"reps", o.reps}, {"simd", hearth::simd_level_name(hearth::quants_simd())},
+                      {"n_prompt", o.n_prompt}, {"n_gen", o.n_gen}, {"reps", o.reps}, {"simd", hearth::quants_kernels_name()},
                       {"hardware_threads", std::thread::hardware_concurrency()}, {"load_avg_before", load_before.avg1},
                       {"load_avg_after", load_after.avg1}, {"running_before", load_before.running}, {"runs", jr}};
             if (one) {
@@ -304,7 +304,7 @@ int main(int argc, char** argv) {
         }
         std::printf("tensors: %s\n", mix.c_str());
         std::printf("weights read per decoded token: %.1f MiB; kernels %s; pp%d, tg%d, median of %d\n\n", m->weight_bytes() / 1048576.0,
-                    hearth::simd_level_name(hearth::quants_simd()), o.n_prompt, o.n_gen, o.reps);
+                    hearth::quants_kernels_name(), o.n_prompt, o.n_gen, o.reps);
         // The 1-minute average lags (and counts this program's own earlier runs), so the tasks
         // running at the start are the better sign of competition.
         if (load_before.running > 1) {

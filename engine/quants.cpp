@@ -515,6 +515,11 @@ bool quants_vnni() {
 
 void quants_set_vnni(bool on) { g_vnni.store(on && quants_vnni_detected() ? 1 : 0, std::memory_order_relaxed); }
 
+const char* quants_kernels_name() {
+    if (quants_vnni()) return "avx2+avx512vnni";
+    return simd_level_name(quants_simd());
+}
+
 gemm_fn quants_get_gemm(tensor_type w_type) {
 #if defined(HEARTH_HAVE_AVX2)
     if (w_type == tensor_type::q8_0 && simd_now() == simd_level::avx2) {

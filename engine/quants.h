@@ -83,5 +83,7 @@ const char* simd_level_name(simd_level level);
 bool quants_vnni_detected();
 bool quants_vnni();                       // in force now (and AVX2 in force)
 void quants_set_vnni(bool on);            // clamps to what is detected
+// The kernels in force, for reports: "scalar", "avx2" or "avx2+avx512vnni".
+const char* quants_kernels_name();
 
 }  // namespace hearth

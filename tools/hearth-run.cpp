@@ -132,7 +132,7 @@ void print_info(const hearth::model& m, bool as_json) {
                   {"tied_output", hp.tied_output}, {"tensor_bytes", types}, {"weight_bytes_per_token", m.weight_bytes()},
                   {"vocab_type", v.kind() == hearth::vocab_kind::spm ? "spm" : "bpe"}, {"tokenizer_pre", std::string(v.pre_name())},
                   {"bos", v.bos()}, {"eos", v.eos()}, {"add_bos", v.add_bos()}, {"chat_template", tmpl},
-                  {"simd", hearth::simd_level_name(hearth::quants_simd())}};
+                  {"simd", hearth::quants_kernels_name()}};
         std::cout << dump_json(j) << "\n";
         return;
     }
@@ -147,7 +147,7 @@ void print_info(const hearth::model& m, bool as_json) {
                 v.kind() == hearth::vocab_kind::spm ? "SentencePiece" : "byte-level BPE", std::string(v.pre_name()).c_str(), v.bos(), v.eos(),
                 v.add_bos() ? "yes" : "no");
     std::printf("chat template: %s\n", tmpl.c_str());
-    std::printf("kernels:       %s\n", hearth::simd_level_name(hearth::quants_simd()));
+    std::printf("kernels:       %s\n", hearth::quants_kernels_name());
 }
 
 int run_tokenize(const options& o, const std::string& prompt) {
@@ -291,7 +291,7 @@ int run_generate(const options& o, const std::string& prompt_text) {
         std::printf("\n");
         std::fflush(stdout);
         std::fprintf(stderr, "hearth-run: prompt %zu tokens, %.1f tok/s; generated %zu tokens, %.1f tok/s (%d threads, %s, seed %llu)\n",
-                     prompt.size(), prefill_tps, out.size(), decode_tps, ctx.n_threads(), hearth::simd_level_name(hearth::quants_simd()),
+                     prompt.size(), prefill_tps, out.size(), decode_tps, ctx.n_threads(), hearth::quants_kernels_name(),
                      static_cast<unsigned long long>(sp.seed));
         return 0;
     }

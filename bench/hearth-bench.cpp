@@ -188,6 +188,7 @@ run_result run_threads(const hearth::model& m, const bandwidth_probe& probe, con
 
     hearth::context_params cp;
     cp.n_threads = threads;
+    cp.adapt_threads = false;  // measure exactly this many threads, even on a busy machine
     cp.n_ctx = std::max(o.n_prompt, o.tg_prompt + o.n_gen);
     cp.n_batch = std::max(512, o.n_prompt);
     hearth::context ctx(m, cp);

@@ -13,7 +13,13 @@
 
 namespace hearth {
 
-context::context(const hearth::model& m, const context_params& params) : model_(m), params_(params) {
+namespace {
+// Batches up to this many tokens are decode steps, whose thread count the tuner chooses.
+constexpr int64_t tuned_batch_max = 16;
+}  // namespace
+
+context::context(const hearth::model& m, const context_params& params)
+    : model_(m), params_(params), tuner_(params.adapt_threads ? (params.n_threads > 0 ? params.n_threads : omp_get_max_threads()) : 1) {
     const model_hparams& hp = m.hparams();
     if (params_.n_seq_max < 1) throw std::invalid_argument("n_seq_max must be at least 1");
     if (params_.n_batch < 1) throw std::invalid_argument("n_batch must be at least 1");
@@ -120,6 +126,10 @@ void context::decode_chunk(const batch& b, size_t begin, size_t end) {
     if (static_cast<int64_t>(scores_.size()) < static_cast<int64_t>(n_threads()) * n_ctx_) scores_.resize(static_cast<size_t>(n_threads()) * n_ctx_);
     std::vector<float> rope_cs(static_cast<size_t>(nt * head_dim));  // (nt, head_dim/2 pairs)
 
+    const bool tuned = params_.adapt_threads && nt <= tuned_batch_max;
+    const int32_t threads = tuned ? tuner_.pick() : n_threads();
+    const double t_start = tuned ? omp_get_wtime() : 0.0;
+
     float* x = x_.data();
     float* xb = xb_.data();
     float* q = q_.data();
@@ -130,7 +140,7 @@ void context::decode_chunk(const batch& b, size_t begin, size_t end) {
     float* up = up_.data();
     uint8_t* xq = xq_.data();
 
-#pragma omp parallel num_threads(n_threads())
+#pragma omp parallel num_threads(threads)
     {
         // Embeddings and RoPE angles, per token.
 #pragma omp for schedule(static)
@@ -243,6 +253,7 @@ void context::decode_chunk(const batch& b, size_t begin, size_t end) {
     }
 
     for (size_t i = begin; i < end; ++i) ++seq_len_[static_cast<size_t>(b.seq[i])];
+    if (tuned) tuner_.record(threads, (omp_get_wtime() - t_start) / static_cast<double>(nt));
 }
 
 }  // namespace hearth

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "model.h"
+#include "thread-tuner.h"
 
 #include <cstdint>
 #include <vector>
@@ -14,7 +15,10 @@ struct context_params {
     int32_t n_ctx = 0;       // positions per sequence; 0: the model's training context, at most 4096
     int32_t n_seq_max = 1;   // sequences that can hold a cache at once
     int32_t n_batch = 512;   // largest batch evaluated in one pass (bigger ones are split)
-    int32_t n_threads = 0;   // 0: OpenMP's default
+    int32_t n_threads = 0;   // most threads; 0: OpenMP's default
+    // Let decode steps fall back to one thread while that is faster (another process holding a
+    // core); see thread-tuner.h. Prompts always use n_threads.
+    bool adapt_threads = true;
 };
 
 // Tokens to evaluate: token i sits at position pos[i] of sequence seq[i]; logits are kept for
@@ -61,6 +65,7 @@ private:
 
     const hearth::model& model_;
     context_params params_;
+    thread_tuner tuner_;                 // thread count of small batches
     int32_t n_ctx_ = 0;
     bool kv_f32_ = false;                // exact mode keeps the cache in F32, else F16
     std::vector<int32_t> seq_len_;       // (n_seq_max)

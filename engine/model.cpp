@@ -65,7 +65,9 @@ void model::load_hparams() {
         throw model_error(path + ": head_count " + std::to_string(hparams_.n_head) + " is not a multiple of head_count_kv " +
                           std::to_string(hparams_.n_head_kv));
     }
-    if (hparams_.head_dim % 2 != 0) throw model_error(path + ": head dimension must be even for RoPE");
+    if (hparams_.head_dim <= 0 || hparams_.head_dim % 2 != 0) {
+        throw model_error(path + ": head dimension " + std::to_string(hparams_.head_dim) + " must be positive and even (RoPE)");
+    }
     if (auto rot = f.get_uint(arch_key(a, "rope.dimension_count")); rot && static_cast<int64_t>(*rot) != hparams_.head_dim) {
         throw model_error(path + ": partial RoPE (rope.dimension_count " + std::to_string(*rot) + " of " +
                           std::to_string(hparams_.head_dim) + ") is not supported");

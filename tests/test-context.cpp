@@ -2,11 +2,14 @@
 // share a batch do not see each other, bad batches change nothing, thread counts agree.
 #include "context.h"
 #include "model.h"
+#include "quants.h"
 #include "test-util.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
+#include <unistd.h>
 #include <memory>
 
 namespace {
@@ -137,6 +140,45 @@ TEST(context, bad_batches_are_refused_and_change_nothing) {
     hearth::batch again;
     again.add(1, 0, 0, true);
     EXPECT_NO_THROW(c.decode(again));
+}
+
+// Files may give q, k and v different types (per-tensor overrides): here Q4_K, F32 and Q8_0,
+// three activation formats in one fused matmul. Default mode must run and agree with exact math.
+TEST(context, q_k_v_of_three_types) {
+    const std::string src = model_path("synth-llama-spm-q4_k_m.gguf");
+    if (!hearth::test::require_file(src)) GTEST_SKIP();
+    const std::string dst = std::filesystem::temp_directory_path() / ("hearth-mixed-" + std::to_string(::getpid()) + ".gguf");
+    hearth::test::copy_gguf(src, dst, "", [](hearth::gguf_writer& w, const hearth::gguf_tensor& t) {
+        const std::string name(t.name);
+        const hearth::tensor_type to = name == "blk.0.attn_k.weight" ? hearth::tensor_type::f32
+                                       : name == "blk.0.attn_v.weight" ? hearth::tensor_type::q8_0
+                                                                        : t.type;
+        if (to == t.type) return false;
+        std::vector<float> f(static_cast<size_t>(t.n_elements()));
+        const int64_t n = t.ne[0];
+        for (int64_t r = 0; r < t.n_rows(); ++r) {
+            hearth::dequantize_row(t.type, t.data + r * hearth::tensor_type_row_bytes(t.type, n), f.data() + r * n, n);
+        }
+        std::vector<uint8_t> q(hearth::tensor_type_row_bytes(to, n) * static_cast<size_t>(t.n_rows()));
+        for (int64_t r = 0; r < t.n_rows(); ++r) {
+            hearth::quantize_row(to, f.data() + r * n, q.data() + r * hearth::tensor_type_row_bytes(to, n), n);
+        }
+        w.add_tensor(name, to, t.ne, q.data(), q.size());
+        return true;
+    });
+    auto fast = hearth::model::load(dst);
+    auto exact = hearth::model::load(dst, {.exact = true});
+    std::filesystem::remove(dst);
+    const int32_t nv = fast->hparams().n_vocab;
+    std::vector<std::vector<float>> logits;
+    for (const hearth::model* m : {fast.get(), exact.get()}) {
+        hearth::context c(*m, {.n_ctx = 64});
+        hearth::batch b;
+        for (size_t i = 0; i < tokens_a.size(); ++i) b.add(tokens_a[i] % nv, static_cast<int32_t>(i), 0, true);
+        c.decode(b);
+        logits.emplace_back(c.logits(tokens_a.size() - 1), c.logits(tokens_a.size() - 1) + nv);
+    }
+    EXPECT_LT(max_abs_diff(logits[0].data(), logits[1].data(), nv), 0.6f);  // the Q8 activation tolerance
 }
 
 TEST(context, long_prompt_is_split_into_chunks) {

@@ -174,40 +174,15 @@ TEST(hearth_run, info_describes_the_model) {
     EXPECT_NE(text.out.find("byte-level BPE"), std::string::npos);
 }
 
-// Copies a model's metadata and tensors, letting the caller change them on the way.
+// Copies a model, optionally with another architecture name and one tensor turned into I8
+// (a type the engine refuses).
 void copy_model(const std::string& src, const std::string& dst, const std::string& arch_override, const std::string& retype_tensor) {
-    auto f = hearth::gguf_file::open(src);
-    hearth::gguf_writer w;
-    for (const hearth::gguf_kv& kv : f->metadata()) {
-        const std::string key(kv.key);
-        using vt = hearth::gguf_value_type;
-        if (key == "general.alignment") continue;
-        switch (kv.type) {
-            case vt::string: w.set_string(key, key == "general.architecture" && !arch_override.empty() ? arch_override : std::string(kv.str)); break;
-            case vt::uint32: w.set_u32(key, static_cast<uint32_t>(kv.u64)); break;
-            case vt::int32: w.set_i32(key, static_cast<int32_t>(kv.i64)); break;
-            case vt::float32: w.set_f32(key, static_cast<float>(kv.f64)); break;
-            case vt::boolean: w.set_bool(key, kv.boolean); break;
-            case vt::uint64: w.set_u64(key, kv.u64); break;
-            case vt::array:
-                if (kv.array_type == vt::string) {
-                    w.set_string_array(key, std::vector<std::string>(kv.strings.begin(), kv.strings.end()));
-                } else {
-                    w.set_array(key, kv.array_type, kv.array_data, kv.array_count);
-                }
-                break;
-            default: FAIL() << "unexpected metadata type in " << key;
-        }
-    }
-    for (const hearth::gguf_tensor& t : f->tensors()) {
-        if (std::string(t.name) == retype_tensor) {
-            std::vector<uint8_t> bytes(static_cast<size_t>(t.n_elements()), 0);  // I8: one byte each
-            w.add_tensor(std::string(t.name), hearth::tensor_type::i8, t.ne, bytes.data(), bytes.size());
-        } else {
-            w.add_tensor(std::string(t.name), t.type, t.ne, t.data, t.nbytes);
-        }
-    }
-    w.write(dst);
+    hearth::test::copy_gguf(src, dst, arch_override, [&](hearth::gguf_writer& w, const hearth::gguf_tensor& t) {
+        if (std::string(t.name) != retype_tensor) return false;
+        std::vector<uint8_t> bytes(static_cast<size_t>(t.n_elements()), 0);  // I8: one byte each
+        w.add_tensor(std::string(t.name), hearth::tensor_type::i8, t.ne, bytes.data(), bytes.size());
+        return true;
+    });
 }
 
 TEST(hearth_run, errors_are_one_clear_line) {

@@ -49,4 +49,33 @@ std::string hex_to_bytes(const std::string& hex) {
 
 std::string binary_dir() { return HEARTH_BINARY_DIR; }
 
+void copy_gguf(const std::string& src, const std::string& dst, const std::string& arch_override,
+               const std::function<bool(hearth::gguf_writer&, const hearth::gguf_tensor&)>& tensor_override) {
+    auto f = hearth::gguf_file::open(src);
+    hearth::gguf_writer w;
+    using vt = hearth::gguf_value_type;
+    for (const hearth::gguf_kv& kv : f->metadata()) {
+        const std::string key(kv.key);
+        if (key == "general.alignment") continue;
+        switch (kv.type) {
+            case vt::string: w.set_string(key, key == "general.architecture" && !arch_override.empty() ? arch_override : std::string(kv.str)); break;
+            case vt::uint32: w.set_u32(key, static_cast<uint32_t>(kv.u64)); break;
+            case vt::int32: w.set_i32(key, static_cast<int32_t>(kv.i64)); break;
+            case vt::float32: w.set_f32(key, static_cast<float>(kv.f64)); break;
+            case vt::boolean: w.set_bool(key, kv.boolean); break;
+            case vt::uint64: w.set_u64(key, kv.u64); break;
+            case vt::array:
+                if (kv.array_type == vt::string) w.set_string_array(key, std::vector<std::string>(kv.strings.begin(), kv.strings.end()));
+                else w.set_array(key, kv.array_type, kv.array_data, kv.array_count);
+                break;
+            default: throw std::runtime_error("copy_gguf: unexpected metadata type in " + key);
+        }
+    }
+    for (const hearth::gguf_tensor& t : f->tensors()) {
+        if (tensor_override && tensor_override(w, t)) continue;
+        w.add_tensor(std::string(t.name), t.type, t.ne, t.data, t.nbytes);
+    }
+    w.write(dst);
+}
+
 }  // namespace hearth::test

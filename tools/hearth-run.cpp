@@ -229,10 +229,16 @@ int run_generate(const options& o, const std::string& prompt_text) {
     hearth::context_params cp;
     cp.n_threads = o.threads;
     cp.n_ctx = o.n_ctx > 0 ? o.n_ctx : std::min(m->hparams().n_ctx_train, 4096);
-    if (static_cast<int64_t>(prompt.size()) + o.n_predict > cp.n_ctx) {
+    // The last generated token is printed, never evaluated: it needs no position.
+    const int64_t positions = static_cast<int64_t>(prompt.size()) + std::max(0, o.n_predict - 1);
+    if (positions > cp.n_ctx) {
         throw run_error("prompt (" + std::to_string(prompt.size()) + " tokens) plus -n " + std::to_string(o.n_predict) +
-                        " exceeds the context of " + std::to_string(cp.n_ctx) + " (raise -c, up to the model's " +
+                        " exceeds the context of " + std::to_string(cp.n_ctx) + " (raise -c; the model was trained on " +
                         std::to_string(m->hparams().n_ctx_train) + ")");
+    }
+    if (cp.n_ctx > m->hparams().n_ctx_train) {
+        std::fprintf(stderr, "hearth-run: warning: -c %d is beyond the %d positions the model was trained on; quality may drop\n", cp.n_ctx,
+                     m->hparams().n_ctx_train);
     }
     hearth::context ctx(*m, cp);
 

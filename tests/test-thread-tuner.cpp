@@ -28,7 +28,8 @@ TEST(thread_tuner, falls_back_to_one_thread_when_a_core_is_taken) {
     thread_tuner t(2);
     run(t, 100, [](int32_t n) { return n == 2 ? 4e-3 : 6e-3; });
     // Another process now holds a core: two threads wait at every barrier.
-    const int32_t after = run(t, thread_tuner::probe_every + thread_tuner::probe_steps + 1, [](int32_t n) { return n == 2 ? 40e-3 : 6e-3; });
+    // The first slow step probes at once: one thread wins within a probe's length.
+    const int32_t after = run(t, thread_tuner::probe_steps + 2, [](int32_t n) { return n == 2 ? 40e-3 : 6e-3; });
     EXPECT_EQ(after, 1);
 }
 
@@ -53,6 +54,19 @@ TEST(thread_tuner, small_differences_do_not_flap) {
     EXPECT_EQ(t.current(), 2);
 }
 
+TEST(thread_tuner, probes_grow_rare_while_they_confirm) {
+    thread_tuner t(2);
+    int probes = 0;
+    for (int i = 0; i < 4000; ++i) {
+        const int32_t threads = t.pick();
+        probes += threads == 1 ? 1 : 0;
+        t.record(threads, threads == 2 ? 4e-3 : 6e-3);
+    }
+    EXPECT_EQ(t.current(), 2);
+    // Intervals 16, 32, ... 512: about 10 probes of 5 steps in 4000, not 4000 / 16.
+    EXPECT_LE(probes, 15 * thread_tuner::probe_steps);
+}
+
 TEST(thread_tuner, one_thread_is_never_probed) {
     thread_tuner t(1);
     for (int i = 0; i < 500; ++i) {
@@ -64,7 +78,7 @@ TEST(thread_tuner, one_thread_is_never_probed) {
 TEST(thread_tuner, the_first_probe_step_is_not_counted) {
     // A slow first step at the other count (waking threads) must not decide the probe alone.
     thread_tuner t(2);
-    run(t, thread_tuner::probe_every - 1, [](int32_t) { return 5e-3; });
+    run(t, thread_tuner::probe_first - 1, [](int32_t) { return 5e-3; });
     int probe_step = 0;
     const int32_t after = run(t, 50, [&](int32_t n) {
         if (n == 1) return probe_step++ == 0 ? 1.0 : 3e-3;  // first probe step very slow

@@ -64,6 +64,7 @@ void context::ensure_scratch(int64_t n) {
     k_.resize(un * kv_dim);
     v_.resize(un * kv_dim);
     att_.resize(un * q_dim);
+    rope_cs_.resize(un * static_cast<size_t>(hp.head_dim));
     gate_.resize(un * hp.n_ff);
     up_.resize(un * hp.n_ff);
     xq_.resize(matmul_scratch_bytes(n, std::max<int64_t>({hp.n_embd, hp.n_ff, static_cast<int64_t>(q_dim)})));
@@ -124,7 +125,7 @@ void context::decode_chunk(const batch& b, size_t begin, size_t end) {
     const int64_t n_out = static_cast<int64_t>(out_idx_.size());
     const int64_t logits_base = n_out ? logits_row_[static_cast<size_t>(out_idx_[0])] : 0;
     if (static_cast<int64_t>(scores_.size()) < static_cast<int64_t>(n_threads()) * n_ctx_) scores_.resize(static_cast<size_t>(n_threads()) * n_ctx_);
-    std::vector<float> rope_cs(static_cast<size_t>(nt * head_dim));  // (nt, head_dim/2 pairs)
+    float* rope_cs = rope_cs_.data();
 
     const bool tuned = params_.adapt_threads && nt <= tuned_batch_max;
     const int32_t threads = tuned ? tuner_.pick() : n_threads();
@@ -148,7 +149,7 @@ void context::decode_chunk(const batch& b, size_t begin, size_t end) {
             const size_t i = begin + static_cast<size_t>(t);
             const weight& e = m.token_embd();
             dequantize_row(e.type, e.row(b.token[i]), x + t * n_embd, n_embd);
-            rope_angles(rope_cs.data() + t * head_dim, static_cast<int32_t>(head_dim), b.pos[i], hp.rope_freq_base, hp.rope_freq_scale);
+            rope_angles(rope_cs + t * head_dim, static_cast<int32_t>(head_dim), b.pos[i], hp.rope_freq_base, hp.rope_freq_scale);
         }
 
         for (int32_t il = 0; il < hp.n_layer; ++il) {
@@ -171,7 +172,7 @@ void context::decode_chunk(const batch& b, size_t begin, size_t end) {
                 if (!l.bq.empty()) for (int64_t j = 0; j < q_dim; ++j) qt[j] += l.bq[static_cast<size_t>(j)];
                 if (!l.bk.empty()) for (int64_t j = 0; j < kv_dim; ++j) kt[j] += l.bk[static_cast<size_t>(j)];
                 if (!l.bv.empty()) for (int64_t j = 0; j < kv_dim; ++j) vt[j] += l.bv[static_cast<size_t>(j)];
-                const float* cs = rope_cs.data() + t * head_dim;
+                const float* cs = rope_cs + t * head_dim;
                 rope_apply(qt, hp.n_head, static_cast<int32_t>(head_dim), cs, hp.rope_neox);
                 rope_apply(kt, hp.n_head_kv, static_cast<int32_t>(head_dim), cs, hp.rope_neox);
                 const size_t off = static_cast<size_t>(b.seq[i]) * seq_stride + static_cast<size_t>(b.pos[i]) * kv_dim * kv_elt_bytes_;

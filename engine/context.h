@@ -83,6 +83,7 @@ private:
     std::vector<float> v_;        // (n_tokens, n_head_kv * head_dim)
     std::vector<float> att_;      // (n_tokens, n_head * head_dim)
     std::vector<float> scores_;   // (threads, n_ctx) softmax rows
+    std::vector<float> rope_cs_;  // (n_tokens, head_dim/2 cos-sin pairs)
     std::vector<float> gate_;     // (n_tokens, n_ff)
     std::vector<float> up_;       // (n_tokens, n_ff)
     std::vector<uint8_t> xq_;     // activations converted for the weights' dot type

@@ -250,6 +250,16 @@ void quantize_row_q4_1(const float* src, void* dst, int64_t n) {
     }
 }
 
+// Stores the 5-bit codes of elements j and j + 16 of a Q5_0/Q5_1 block: low four bits as the
+// nibbles of qs[j], fifth bits as bits j and j + 16 of qh.
+namespace {
+void q5_pack(uint8_t* qs, uint32_t& qh, int j, int lo, int hi) {
+    qs[j] = static_cast<uint8_t>((lo & 0x0f) | ((hi & 0x0f) << 4));
+    qh |= static_cast<uint32_t>((lo >> 4) & 1) << j;
+    qh |= static_cast<uint32_t>((hi >> 4) & 1) << (j + qk / 2);
+}
+}  // namespace
+
 void quantize_row_q5_0(const float* src, void* dst, int64_t n) {
     auto* y = static_cast<block_q5_0*>(dst);
     for (int64_t i = 0; i < n / qk; ++i, src += qk) {
@@ -260,11 +270,8 @@ void quantize_row_q5_0(const float* src, void* dst, int64_t n) {
         y[i].d = fp32_to_fp16(d);
         uint32_t qh = 0;
         for (int j = 0; j < qk / 2; ++j) {
-            const int lo = std::min(31, static_cast<int>(src[j] * id + 16.5f));
-            const int hi = std::min(31, static_cast<int>(src[j + qk / 2] * id + 16.5f));
-            y[i].qs[j] = static_cast<uint8_t>((lo & 0x0f) | ((hi & 0x0f) << 4));
-            qh |= static_cast<uint32_t>((lo >> 4) & 1) << j;
-            qh |= static_cast<uint32_t>((hi >> 4) & 1) << (j + qk / 2);
+            q5_pack(y[i].qs, qh, j, std::min(31, static_cast<int>(src[j] * id + 16.5f)),
+                    std::min(31, static_cast<int>(src[j + qk / 2] * id + 16.5f)));
         }
         store_u32(y[i].qh, qh);
     }
@@ -281,11 +288,8 @@ void quantize_row_q5_1(const float* src, void* dst, int64_t n) {
         y[i].m = fp32_to_fp16(mn);
         uint32_t qh = 0;
         for (int j = 0; j < qk / 2; ++j) {
-            const int lo = std::min(31, static_cast<int>((src[j] - mn) * id + 0.5f));
-            const int hi = std::min(31, static_cast<int>((src[j + qk / 2] - mn) * id + 0.5f));
-            y[i].qs[j] = static_cast<uint8_t>((lo & 0x0f) | ((hi & 0x0f) << 4));
-            qh |= static_cast<uint32_t>((lo >> 4) & 1) << j;
-            qh |= static_cast<uint32_t>((hi >> 4) & 1) << (j + qk / 2);
+            q5_pack(y[i].qs, qh, j, std::min(31, static_cast<int>((src[j] - mn) * id + 0.5f)),
+                    std::min(31, static_cast<int>((src[j + qk / 2] - mn) * id + 0.5f)));
         }
         store_u32(y[i].qh, qh);
     }

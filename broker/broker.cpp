@@ -1,0 +1,576 @@
+#include "broker.h"
+
+#include "transport.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <charconv>
+#include <random>
+#include <vector>
+
+namespace hearth {
+
+namespace {
+
+using std::chrono::duration;
+using std::chrono::milliseconds;
+
+double ms_between(broker_clock::time_point a, broker_clock::time_point b) {
+    return duration<double, std::milli>(b - a).count();
+}
+
+// A short printable form of a routing id for logs.
+std::string peer_name(std::string_view id) {
+    static const char* hex = "0123456789abcdef";
+    std::string s;
+    for (size_t i = 0; i < id.size() && i < 4; ++i) {
+        s.push_back(hex[static_cast<uint8_t>(id[i]) >> 4]);
+        s.push_back(hex[static_cast<uint8_t>(id[i]) & 15]);
+    }
+    return s;
+}
+
+std::string random_instance() {
+    std::random_device rd;
+    static const char* hex = "0123456789abcdef";
+    std::string s;
+    for (int i = 0; i < 8; ++i) s.push_back(hex[rd() & 15]);
+    return s;
+}
+
+std::string last_endpoint(const zmq::socket_t& s) { return s.get(zmq::sockopt::last_endpoint); }
+
+}  // namespace
+
+broker::broker(const config& cfg, zmq::context_t& zctx)
+    : cfg_(cfg),
+      front_(zctx, zmq::socket_type::router),
+      back_(zctx, zmq::socket_type::router),
+      queue_(cfg.broker.queue_interactive, cfg.broker.queue_batch),
+      instance_(random_instance()),
+      started_(broker_clock::now()),
+      hb_(cfg.broker.heartbeat_ms) {
+    // Room for the largest request we answer too_large rather than drop the connection over.
+    const int64_t max_msg = std::max<int64_t>(wire::default_max_message_bytes, 2ll * cfg.broker.max_request_bytes + 4096);
+    for (zmq::socket_t* s : {&front_, &back_}) {
+        wire::socket_setup(*s, max_msg);
+        // Sends to a peer that is gone fail (EHOSTUNREACH) instead of vanishing silently, and a
+        // reconnecting client with the same routing id takes its place.
+        s->set(zmq::sockopt::router_mandatory, 1);
+        s->set(zmq::sockopt::router_handover, 1);
+    }
+    limits_.max_body_bytes = static_cast<size_t>(max_msg);
+    config_prepare_endpoint(cfg.broker.client_endpoint);
+    config_prepare_endpoint(cfg.broker.worker_endpoint);
+    front_.bind(cfg.broker.client_endpoint);
+    back_.bind(cfg.broker.worker_endpoint);
+    next_tick_ = broker_clock::now() + hb_;
+}
+
+std::string broker::client_endpoint() const { return last_endpoint(front_); }
+std::string broker::worker_endpoint() const { return last_endpoint(back_); }
+
+void broker::run(const std::atomic<bool>& stop) {
+    spdlog::info("broker: clients on {}, workers on {}, heartbeat {} ms x {}", client_endpoint(), worker_endpoint(),
+                 cfg_.broker.heartbeat_ms, cfg_.broker.liveness);
+    zmq::pollitem_t items[] = {{front_.handle(), 0, ZMQ_POLLIN, 0}, {back_.handle(), 0, ZMQ_POLLIN, 0}};
+    wire::frames f;
+    while (!stop.load()) {
+        const auto now = broker_clock::now();
+        const auto wait = std::max<milliseconds>(milliseconds(0), std::chrono::duration_cast<milliseconds>(next_tick_ - now));
+        zmq::poll(items, 2, std::min(wait, milliseconds(100)));
+        // Bounded batches per socket so that neither side can starve the other.
+        for (int i = 0; i < 256 && wire::message_recv(back_, f); ++i) on_worker(f);
+        for (int i = 0; i < 256 && wire::message_recv(front_, f); ++i) on_client(f);
+        if (broker_clock::now() >= next_tick_) tick();
+        dispatch();
+    }
+    // Workers drop what they run for us (a restarted broker would not know it) and reconnect.
+    const std::string bye = wire::encode(wire::disconnect{"broker stopping"});
+    for (const auto& [wid, w] : workers_.all()) send_worker(wid, wire::command::disconnect, bye);
+    spdlog::info("broker: stopped ({} requests served)", served_);
+}
+
+// ------------------------------------------------------------------ sending
+
+bool broker::send_client(const std::string& client, wire::command c, const std::string& body) {
+    if (wire::message_send(front_, client, c, body)) return true;
+    spdlog::warn("broker: client {} gone or not reading; ending its requests", peer_name(client));
+    client_gone(client);
+    return false;
+}
+
+bool broker::send_worker(const std::string& wid, wire::command c, const std::string& body) {
+    return wire::message_send(back_, wid, c, body);
+}
+
+void broker::send_client_error(const std::string& client, const std::string& id, wire::error_code code, const std::string& message) {
+    wire::error_reply e;
+    e.id = id;
+    e.code = code;
+    e.message = message;
+    send_client(client, wire::command::error, wire::encode(e));
+}
+
+std::string broker::job_wire_id(uint64_t key) const {
+    std::string s = instance_;
+    s.push_back('-');
+    s.append(std::to_string(key));
+    return s;
+}
+
+// ------------------------------------------------------------------ clients
+
+void broker::on_client(const wire::frames& f) {
+    const std::string client(f.routing_id());
+    wire::envelope env;
+    try {
+        env = wire::envelope_parse(f.views(1));
+    } catch (const wire::protocol_error& e) {
+        spdlog::warn("broker: malformed message from client {}: {}", peer_name(client), e.what());
+        send_client_error(client, "", e.code(), e.what());
+        return;
+    }
+    try {
+        switch (env.cmd) {
+        case wire::command::request: client_request(client, env.body); break;
+        case wire::command::cancel: client_cancel(client, env.body); break;
+        case wire::command::status: client_status(client); break;
+        case wire::command::heartbeat: client_heartbeat(client, env.body); break;
+        default: {
+            std::string msg = "command ";
+            msg.append(wire::command_name(env.cmd));
+            msg.append(" is not one a client sends");
+            spdlog::warn("broker: client {}: {}", peer_name(client), msg);
+            send_client_error(client, "", wire::error_code::bad_request, msg);
+        }
+        }
+    } catch (const wire::protocol_error& e) {
+        spdlog::warn("broker: bad {} from client {}: {}", wire::command_name(env.cmd), peer_name(client), e.what());
+        send_client_error(client, "", e.code(), e.what());
+    }
+}
+
+void broker::client_request(const std::string& client, std::string_view body) {
+    wire::request r = wire::decode_request(body, limits_);
+    if (body.size() > cfg_.broker.max_request_bytes) {
+        std::string msg = "request of ";
+        msg.append(std::to_string(body.size())).append(" bytes is over the limit of ").append(std::to_string(cfg_.broker.max_request_bytes));
+        send_client_error(client, r.id, wire::error_code::too_large, msg);
+        return;
+    }
+    try {
+        wire::request_validate(r);
+    } catch (const wire::protocol_error& e) {
+        send_client_error(client, r.id, e.code(), e.what());
+        return;
+    }
+    const auto& known = cfg_.broker.services;
+    if (std::find(known.begin(), known.end(), r.service) == known.end()) {
+        std::string msg = "unknown service '";
+        msg.append(r.service).append("' (this broker serves:");
+        for (const auto& s : known) msg.append(" ").append(s);
+        msg.append(")");
+        send_client_error(client, r.id, wire::error_code::unknown_service, msg);
+        return;
+    }
+    // The same id again (a client that resubmits after missing our reply): answer where it is.
+    if (auto it = by_client_id_.find({client, r.id}); it != by_client_id_.end()) {
+        const job& j = jobs_.at(it->second);
+        wire::accepted a{r.id, 0, queue_.depth(j.req.service)};
+        if (j.worker.empty()) a.position = queue_.position(j.req.service, j.req.prio, j.key).value_or(0);
+        send_client(client, wire::command::accepted, wire::encode(a));
+        return;
+    }
+    if (cfg_.broker.no_worker_ms == 0 && workers_.count_serving(r.service) == 0) {
+        send_client_error(client, r.id, wire::error_code::no_worker, "no worker serves '" + r.service + "' now");
+        return;
+    }
+    const uint64_t key = next_key_++;
+    auto pos = queue_.push(r.service, r.prio, key);
+    if (!pos) {
+        std::string msg = "the ";
+        msg.append(wire::priority_name(r.prio)).append(" queue of '").append(r.service).append("' is full (")
+            .append(std::to_string(r.prio == wire::priority::interactive ? cfg_.broker.queue_interactive : cfg_.broker.queue_batch))
+            .append(" waiting); try again later");
+        send_client_error(client, r.id, wire::error_code::queue_full, msg);
+        return;
+    }
+    job j;
+    j.key = key;
+    j.client = client;
+    j.received = broker_clock::now();
+    if (r.deadline_ms > 0) j.deadline = j.received + milliseconds(r.deadline_ms);
+    j.req = std::move(r);
+    const std::string id = j.req.id;
+    const std::string service = j.req.service;
+    by_client_id_[{client, id}] = key;
+    auto [it, inserted] = jobs_.emplace(key, std::move(j));
+    (void)inserted;
+    // Dispatch before answering, so the answer says whether it waits at all.
+    dispatch();
+    if (jobs_.find(key) == jobs_.end()) return;  // already ended (its worker could not be reached and no other)
+    const job& jj = jobs_.at(key);
+    wire::accepted a{id, 0, queue_.depth(service)};
+    if (jj.worker.empty()) a.position = queue_.position(service, jj.req.prio, key).value_or(0);
+    spdlog::debug("broker: request {} from {} for {} accepted at position {}", id, peer_name(client), service, a.position);
+    send_client(client, wire::command::accepted, wire::encode(a));
+}
+
+void broker::client_cancel(const std::string& client, std::string_view body) {
+    wire::cancel c = wire::decode_cancel(body, limits_);
+    auto it = by_client_id_.find({client, c.id});
+    if (it == by_client_id_.end()) {
+        send_client_error(client, c.id, wire::error_code::bad_request, "no request '" + c.id + "' is waiting or running");
+        return;
+    }
+    job& j = jobs_.at(it->second);
+    if (j.ended_for_client) return;
+    spdlog::info("broker: request {} cancelled by its client", c.id);
+    job_fail(j, wire::error_code::cancelled, "cancelled by the client");
+}
+
+void broker::client_heartbeat(const std::string& client, std::string_view body) {
+    wire::heartbeat hb = wire::decode_heartbeat(body, limits_);
+    wire::heartbeat reply;
+    for (const auto& id : hb.pending)
+        if (by_client_id_.find({client, id}) == by_client_id_.end()) reply.unknown.push_back(id);
+    send_client(client, wire::command::heartbeat, wire::encode(reply));
+}
+
+void broker::client_status(const std::string& client) {
+    wire::status_reply s;
+    const auto now = broker_clock::now();
+    std::vector<std::string> names = cfg_.broker.services;
+    for (const auto& [wid, w] : workers_.all())
+        for (const auto& svc : w.services)
+            if (std::find(names.begin(), names.end(), svc) == names.end()) names.push_back(svc);
+    for (const auto& name : names) {
+        wire::service_status ss;
+        ss.name = name;
+        ss.interactive = queue_.depth(name, wire::priority::interactive);
+        ss.batch = queue_.depth(name, wire::priority::batch);
+        ss.workers = workers_.count_serving(name);
+        s.services.push_back(ss);
+    }
+    for (const auto& [key, j] : jobs_) {
+        if (j.worker.empty()) continue;
+        for (auto& ss : s.services)
+            if (ss.name == j.req.service) ++ss.running;
+    }
+    for (const auto& [wid, w] : workers_.all()) {
+        wire::worker_status ws;
+        ws.id = w.name;
+        ws.model = w.model;
+        ws.services = w.services;
+        ws.slots = w.slots;
+        ws.busy = w.busy();
+        ws.guard = w.guard;
+        ws.last_seen_ms = ms_between(w.last_seen, now);
+        s.workers.push_back(ws);
+    }
+    s.uptime_s = ms_between(started_, now) / 1000.0;
+    s.served = served_;
+    send_client(client, wire::command::status, wire::encode(s));
+}
+
+void broker::client_gone(const std::string& client) {
+    std::vector<uint64_t> keys;
+    for (auto it = by_client_id_.lower_bound({client, std::string()}); it != by_client_id_.end() && it->first.first == client; ++it)
+        keys.push_back(it->second);
+    for (uint64_t key : keys) {
+        auto it = jobs_.find(key);
+        if (it == jobs_.end()) continue;
+        it->second.ended_for_client = true;  // nobody to tell
+        job_fail(it->second, wire::error_code::cancelled, "client gone");
+    }
+}
+
+// ------------------------------------------------------------------ jobs
+
+broker::job* broker::job_find(const std::string& worker_id, const std::string& id, uint64_t* key_out) {
+    if (id.size() <= instance_.size() + 1 || id.compare(0, instance_.size(), instance_) != 0 || id[instance_.size()] != '-')
+        return nullptr;
+    uint64_t key = 0;
+    const char* b = id.data() + instance_.size() + 1;
+    const char* e = id.data() + id.size();
+    auto [p, ec] = std::from_chars(b, e, key);
+    if (ec != std::errc() || p != e) return nullptr;
+    auto it = jobs_.find(key);
+    if (it == jobs_.end() || it->second.worker != worker_id) return nullptr;
+    if (key_out) *key_out = key;
+    return &it->second;
+}
+
+void broker::job_erase(uint64_t key) {
+    auto it = jobs_.find(key);
+    if (it == jobs_.end()) return;
+    job& j = it->second;
+    if (!j.worker.empty()) {
+        if (worker_entry* w = workers_.find(j.worker)) w->assigned.erase(key);
+    } else {
+        queue_.remove(j.req.service, j.req.prio, key);
+    }
+    auto m = by_client_id_.find({j.client, j.req.id});
+    if (m != by_client_id_.end() && m->second == key) by_client_id_.erase(m);  // the client may have reused the id
+    jobs_.erase(it);
+}
+
+void broker::job_fail(job& j, wire::error_code code, const std::string& message) {
+    const uint64_t key = j.key;
+    if (!j.ended_for_client) {
+        j.ended_for_client = true;
+        send_client_error(j.client, j.req.id, code, message);
+        // send_client may have ended the job already (client gone).
+        if (jobs_.find(key) == jobs_.end()) return;
+    }
+    if (j.worker.empty()) {
+        job_erase(key);
+        return;
+    }
+    // Running: the worker must stop; its slot stays counted until it says it did (or dies).
+    wire::cancel c{job_wire_id(key), code == wire::error_code::timeout ? "timeout" : "cancelled"};
+    if (!send_worker(j.worker, wire::command::cancel, wire::encode(c))) job_erase(key);
+    else by_client_id_.erase({j.client, j.req.id});  // the client may reuse the id at once
+}
+
+void broker::dispatch() {
+    std::vector<std::string> services;
+    queue_.for_each_waiting([&](const std::string& s) { services.push_back(s); });
+    for (const auto& service : services) {
+        while (auto key = queue_.peek(service)) {
+            worker_entry* w = workers_.pick(service);
+            if (!w) break;
+            queue_.pop(service);
+            job& j = jobs_.at(*key);
+            if (!dispatch_one(j, *w)) {
+                // The worker is unreachable: it is lost; the job goes back to the head.
+                queue_.push_front(service, j.req.prio, j.key);
+                const std::string wid = w->routing_id;
+                worker_lost(wid, "unreachable");
+            }
+        }
+    }
+}
+
+bool broker::dispatch_one(job& j, worker_entry& w) {
+    wire::request r = j.req;
+    r.id = job_wire_id(j.key);
+    r.resume_text = j.delivered;
+    r.resume_tokens = j.delivered_tokens;
+    j.resumed_chars = j.delivered.size();
+    const auto now = broker_clock::now();
+    if (j.deadline) r.deadline_ms = static_cast<uint32_t>(std::max<int64_t>(1, std::chrono::duration_cast<milliseconds>(*j.deadline - now).count()));
+    if (!send_worker(w.routing_id, wire::command::request, wire::encode(r))) return false;
+    ++j.attempts;
+    j.worker = w.routing_id;
+    j.dispatched = now;
+    w.assigned.insert(j.key);
+    spdlog::debug("broker: request {} -> worker {} (attempt {})", j.req.id, w.name, j.attempts);
+    return true;
+}
+
+// ------------------------------------------------------------------ workers
+
+void broker::on_worker(const wire::frames& f) {
+    const std::string wid(f.routing_id());
+    wire::envelope env;
+    try {
+        env = wire::envelope_parse(f.views(1));
+    } catch (const wire::protocol_error& e) {
+        spdlog::warn("broker: malformed message from worker {}: {}", peer_name(wid), e.what());
+        wire::error_reply er;
+        er.code = e.code();
+        er.message = e.what();
+        send_worker(wid, wire::command::error, wire::encode(er));
+        return;
+    }
+    try {
+        if (env.cmd == wire::command::ready) {
+            worker_ready(wid, env.body);
+            return;
+        }
+        worker_entry* w = workers_.find(wid);
+        if (!w) {
+            // Not registered (we restarted, or it was declared dead): it must introduce itself.
+            if (env.cmd != wire::command::disconnect)
+                send_worker(wid, wire::command::disconnect, wire::encode(wire::disconnect{"unknown worker: send READY"}));
+            return;
+        }
+        w->last_seen = broker_clock::now();
+        switch (env.cmd) {
+        case wire::command::heartbeat: worker_heartbeat(*w, env.body); break;
+        case wire::command::partial: worker_partial(*w, env.body); break;
+        case wire::command::final: worker_final(*w, env.body); break;
+        case wire::command::error: worker_error(*w, env.body); break;
+        case wire::command::disconnect: worker_lost(wid, "said goodbye"); break;
+        default: {
+            std::string msg = "command ";
+            msg.append(wire::command_name(env.cmd)).append(" is not one a worker sends");
+            spdlog::warn("broker: worker {}: {}", w->name, msg);
+            wire::error_reply er;
+            er.code = wire::error_code::bad_request;
+            er.message = msg;
+            send_worker(wid, wire::command::error, wire::encode(er));
+        }
+        }
+    } catch (const wire::protocol_error& e) {
+        spdlog::warn("broker: bad {} from worker {}: {}", wire::command_name(env.cmd), peer_name(wid), e.what());
+        wire::error_reply er;
+        er.code = e.code();
+        er.message = e.what();
+        send_worker(wid, wire::command::error, wire::encode(er));
+    }
+}
+
+void broker::worker_ready(const std::string& wid, std::string_view body) {
+    wire::ready r = wire::decode_ready(body, limits_);
+    if (r.services.empty() || r.slots < 1 || r.slots > 1024) throw wire::protocol_error(wire::error_code::bad_request, "READY needs services and 1..1024 slots");
+    worker_entry w;
+    w.routing_id = wid;
+    w.name = r.worker.empty() ? peer_name(wid) : r.worker;
+    w.model = r.model;
+    w.services = r.services;
+    w.slots = r.slots;
+    w.n_ctx = r.n_ctx;
+    w.reported_free = r.slots;
+    w.guard = r.guard.empty() ? "ok" : r.guard;
+    w.last_seen = broker_clock::now();
+    std::string svcs;
+    for (const auto& s : w.services) svcs.append(svcs.empty() ? "" : ",").append(s);
+    spdlog::info("broker: worker {} ready: model {}, services {}, {} slots", w.name, w.model, svcs, w.slots);
+    std::set<uint64_t> lost = workers_.add(std::move(w));
+    // A worker that says READY again has forgotten what it ran.
+    for (uint64_t key : lost) {
+        auto it = jobs_.find(key);
+        if (it == jobs_.end()) continue;
+        it->second.worker.clear();
+        if (it->second.ended_for_client) job_erase(key);
+        else {
+            spdlog::warn("broker: worker re-registered; request {} goes back to the queue", it->second.req.id);
+            queue_.push_front(it->second.req.service, it->second.req.prio, key);
+        }
+    }
+    send_worker(wid, wire::command::heartbeat, wire::encode_empty());
+}
+
+void broker::worker_heartbeat(worker_entry& w, std::string_view body) {
+    wire::heartbeat hb = wire::decode_heartbeat(body, limits_);
+    w.reported_free = hb.free_slots;
+    if (hb.guard != w.guard) {
+        spdlog::info("broker: worker {} guard {} -> {}", w.name, w.guard, hb.guard);
+        w.guard = hb.guard;
+    }
+}
+
+void broker::worker_partial(worker_entry& w, std::string_view body) {
+    wire::partial p = wire::decode_partial(body, limits_);
+    job* j = job_find(w.routing_id, p.id, nullptr);
+    if (!j || j->ended_for_client) return;
+    if (!j->first_token) j->first_token = broker_clock::now();
+    j->delivered.append(p.text);
+    j->delivered_tokens += p.tokens;
+    if (!j->req.stream) return;
+    p.id = j->req.id;
+    send_client(j->client, wire::command::partial, wire::encode(p));
+}
+
+void broker::worker_final(worker_entry& w, std::string_view body) {
+    wire::final_reply fr = wire::decode_final(body, limits_);
+    uint64_t key = 0;
+    job* j = job_find(w.routing_id, fr.id, &key);
+    if (!j) return;
+    if (!j->ended_for_client) {
+        const auto now = broker_clock::now();
+        // A re-dispatched request continued after the text earlier workers delivered.
+        if (j->resumed_chars > 0) fr.text.insert(0, j->delivered, 0, j->resumed_chars);
+        fr.id = j->req.id;
+        fr.use.queue_ms = ms_between(j->received, j->dispatched);
+        fr.use.ttft_ms = j->first_token ? ms_between(j->received, *j->first_token) : ms_between(j->received, now);
+        fr.use.total_ms = ms_between(j->received, now);
+        fr.use.worker = w.name;
+        if (fr.use.model.empty()) fr.use.model = w.model;
+        ++served_;
+        const std::string client = j->client;
+        job_erase(key);
+        send_client(client, wire::command::final, wire::encode(fr));
+        return;
+    }
+    job_erase(key);
+}
+
+void broker::worker_error(worker_entry& w, std::string_view body) {
+    wire::error_reply e = wire::decode_error(body, limits_);
+    uint64_t key = 0;
+    job* j = e.id.empty() ? nullptr : job_find(w.routing_id, e.id, &key);
+    if (!j) {
+        if (!e.id.empty()) spdlog::debug("broker: worker {} error for unknown request {}: {}", w.name, e.id, e.message);
+        else spdlog::warn("broker: worker {} reports: {}: {}", w.name, wire::error_code_name(e.code), e.message);
+        return;
+    }
+    if (!j->ended_for_client) {
+        e.id = j->req.id;
+        const std::string client = j->client;
+        j->ended_for_client = true;
+        job_erase(key);
+        send_client(client, wire::command::error, wire::encode(e));
+        return;
+    }
+    job_erase(key);
+}
+
+void broker::worker_lost(const std::string& wid, const char* why) {
+    worker_entry* w = workers_.find(wid);
+    if (!w) return;
+    spdlog::warn("broker: worker {} lost ({}); {} request(s) in flight", w->name, why, w->assigned.size());
+    std::set<uint64_t> lost = workers_.remove(wid);
+    for (uint64_t key : lost) {
+        auto it = jobs_.find(key);
+        if (it == jobs_.end()) continue;
+        job& j = it->second;
+        j.worker.clear();
+        if (j.ended_for_client) {
+            job_erase(key);
+        } else if (j.attempts < 2 && workers_.count_serving(j.req.service) > 0) {
+            spdlog::info("broker: request {} re-dispatched after its worker was lost ({} chars already delivered)", j.req.id, j.delivered.size());
+            queue_.push_front(j.req.service, j.req.prio, key);
+        } else {
+            job_fail(j, wire::error_code::worker_lost,
+                     j.attempts < 2 ? "its worker was lost and no other worker serves '" + j.req.service + "'" : "its worker was lost twice");
+        }
+    }
+}
+
+// ------------------------------------------------------------------ timers
+
+void broker::tick() {
+    const auto now = broker_clock::now();
+    next_tick_ = now + hb_;
+    // Workers: a heartbeat each interval; silence for `liveness` intervals is death.
+    for (const auto& wid : workers_.silent_since(now - hb_ * cfg_.broker.liveness)) worker_lost(wid, "missed heartbeats");
+    const std::string hb = wire::encode_empty();
+    std::vector<std::string> unreachable;
+    for (const auto& [wid, w] : workers_.all())
+        if (!send_worker(wid, wire::command::heartbeat, hb)) unreachable.push_back(wid);
+    for (const auto& wid : unreachable) worker_lost(wid, "unreachable");
+    // Deadlines and requests no worker can serve.
+    std::vector<uint64_t> expired, orphaned;
+    for (const auto& [key, j] : jobs_) {
+        if (j.ended_for_client) continue;
+        if (j.deadline && now >= *j.deadline) expired.push_back(key);
+        else if (j.worker.empty() && workers_.count_serving(j.req.service) == 0 &&
+                 now - j.received >= milliseconds(cfg_.broker.no_worker_ms))
+            orphaned.push_back(key);
+    }
+    for (uint64_t key : expired) {
+        auto it = jobs_.find(key);
+        if (it != jobs_.end()) job_fail(it->second, wire::error_code::timeout, "the deadline passed");
+    }
+    for (uint64_t key : orphaned) {
+        auto it = jobs_.find(key);
+        if (it != jobs_.end()) job_fail(it->second, wire::error_code::no_worker, "no worker serves '" + it->second.req.service + "'");
+    }
+}
+
+}  // namespace hearth

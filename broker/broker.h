@@ -1,0 +1,96 @@
+// hearth-broker's core: one poll loop over a ROUTER for clients and a ROUTER for workers. It
+// queues requests per service (interactive before batch), dispatches them to workers with a free
+// slot, relays the streamed replies, watches heartbeats, re-dispatches the work of a dead worker
+// once, and enforces cancellation and deadlines. Nothing in the loop blocks: sends never wait
+// (a peer that cannot take a message is treated as gone) and there is no disk I/O.
+#pragma once
+
+#include "config.h"
+#include "protocol.h"
+#include "request-queue.h"
+#include "transport.h"
+#include "worker-registry.h"
+
+#include <zmq.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+namespace hearth {
+
+class broker {
+public:
+    // Binds both sockets (creating ipc directories); throws zmq::error_t / config_error on failure.
+    broker(const config& cfg, zmq::context_t& zctx);
+    // Serves until `stop` becomes true (checked at least every heartbeat interval).
+    void run(const std::atomic<bool>& stop);
+    // Endpoints actually bound (tcp port 0 resolves to the real port).
+    std::string client_endpoint() const;
+    std::string worker_endpoint() const;
+
+private:
+    struct job {
+        uint64_t key = 0;                      // broker-wide id, also the id the workers see
+        std::string client;                    // client routing id
+        wire::request req;                     // as the client sent it (client's id)
+        broker_clock::time_point received;
+        std::optional<broker_clock::time_point> deadline;
+        broker_clock::time_point dispatched;   // last dispatch
+        std::optional<broker_clock::time_point> first_token;
+        int attempts = 0;                      // dispatches so far
+        std::string worker;                    // routing id while running, empty while queued
+        std::string delivered;                 // text already sent to the client
+        int32_t delivered_tokens = 0;
+        size_t resumed_chars = 0;              // of `delivered`, what came before the last dispatch
+        bool ended_for_client = false;         // client already has its ERROR (cancel/timeout); the worker still has to stop
+    };
+
+    void on_client(const wire::frames& f);
+    void on_worker(const wire::frames& f);
+    void client_request(const std::string& client, std::string_view body);
+    void client_cancel(const std::string& client, std::string_view body);
+    void client_heartbeat(const std::string& client, std::string_view body);
+    void client_status(const std::string& client);
+    void worker_ready(const std::string& wid, std::string_view body);
+    void worker_heartbeat(worker_entry& w, std::string_view body);
+    void worker_partial(worker_entry& w, std::string_view body);
+    void worker_final(worker_entry& w, std::string_view body);
+    void worker_error(worker_entry& w, std::string_view body);
+    void worker_lost(const std::string& wid, const char* why);
+
+    void dispatch();
+    bool dispatch_one(job& j, worker_entry& w);
+    void tick();                               // heartbeats, liveness, deadlines, no_worker
+    // Ends a job: ERROR to the client (unless it already has one), CANCEL to its worker if running.
+    void job_fail(job& j, wire::error_code code, const std::string& message);
+    void job_erase(uint64_t key);
+    job* job_find(const std::string& worker_id, const std::string& id, uint64_t* key_out);
+
+    bool send_client(const std::string& client, wire::command c, const std::string& body);
+    bool send_worker(const std::string& wid, wire::command c, const std::string& body);
+    void send_client_error(const std::string& client, const std::string& id, wire::error_code code, const std::string& message);
+    void client_gone(const std::string& client);
+    std::string job_wire_id(uint64_t key) const;
+
+    config cfg_;
+    zmq::socket_t front_;                      // ROUTER for clients
+    zmq::socket_t back_;                       // ROUTER for workers
+    request_queue queue_;
+    worker_registry workers_;
+    std::unordered_map<uint64_t, job> jobs_;   // every request not yet ended, by key
+    std::map<std::pair<std::string, std::string>, uint64_t> by_client_id_;  // (client, client's id) -> key
+    std::string instance_;                     // random prefix of wire ids, so a restarted broker never reuses one
+    uint64_t next_key_ = 1;
+    uint64_t served_ = 0;                      // FINALs delivered
+    broker_clock::time_point started_;
+    broker_clock::time_point next_tick_;
+    std::chrono::milliseconds hb_;             // heartbeat interval
+    wire::decode_limits limits_;
+};
+
+}  // namespace hearth

@@ -1,0 +1,96 @@
+// hearth status: the broker's queues and workers, as tables or (--json) as one object.
+#include "cli.h"
+
+#include <algorithm>
+#include <cstdio>
+
+namespace hearth::cli {
+
+namespace {
+
+using table = std::vector<std::vector<std::string>>;
+
+// Left-aligned columns two spaces apart; the first row is the heading.
+void table_print(const table& t) {
+    std::vector<size_t> width;
+    for (const auto& row : t)
+        for (size_t i = 0; i < row.size(); ++i) {
+            if (width.size() <= i) width.push_back(0);
+            width[i] = std::max(width[i], row[i].size());
+        }
+    for (const auto& row : t) {
+        std::string line;
+        for (size_t i = 0; i < row.size(); ++i) {
+            line += row[i];
+            if (i + 1 < row.size()) line.append(width[i] - row[i].size() + 2, ' ');
+        }
+        std::printf("%s\n", line.c_str());
+    }
+}
+
+std::string join(const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& x : v) {
+        if (!s.empty()) s += ',';
+        s += x;
+    }
+    return s;
+}
+
+std::string seconds(double ms) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f s ago", ms / 1000.0);
+    return buf;
+}
+
+int status_run(const globals& g) {
+    const client_options co = client_options_make(g);
+    client c(co);
+    std::string err;
+    const int wait = g.timeout_ms > 0 ? static_cast<int>(g.timeout_ms) : static_cast<int>(co.broker_timeout_ms);
+    const std::optional<wire::status_reply> s = c.status(wait, &err);
+    if (!s) {
+        if (interrupt_flag().load()) return exit_interrupted;
+        // A refusal from the broker comes as "<code>: <message>".
+        const size_t colon = err.find(": ");
+        if (colon != std::string::npos) {
+            if (auto code = wire::error_code_from_name(err.substr(0, colon))) {
+                if (g.json) std::printf("%s\n", error_json("", err.substr(0, colon), err.substr(colon + 2)).dump().c_str());
+                wire::error_reply e;
+                e.code = *code;
+                e.message = err.substr(colon + 2);
+                return error_print(e);
+            }
+        }
+        if (g.json) std::printf("%s\n", error_json("", "transport", err).dump().c_str());
+        return transport_error_print(err);
+    }
+    if (g.json) {
+        std::printf("%s\n", status_json(*s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+        return exit_ok;
+    }
+    table services = {{"SERVICE", "QUEUED-INTERACTIVE", "QUEUED-BATCH", "RUNNING", "WORKERS"}};
+    for (const auto& sv : s->services)
+        services.push_back({sv.name, std::to_string(sv.interactive), std::to_string(sv.batch), std::to_string(sv.running), std::to_string(sv.workers)});
+    table_print(services);
+    std::printf("\n");
+    if (s->workers.empty()) {
+        std::printf("no workers\n");
+    } else {
+        table workers = {{"WORKER", "MODEL", "SERVICES", "SLOTS", "GUARD", "LAST-SEEN"}};
+        for (const auto& w : s->workers)
+            workers.push_back({w.id, w.model, join(w.services), std::to_string(w.busy) + "/" + std::to_string(w.slots), w.guard, seconds(w.last_seen_ms)});
+        table_print(workers);
+    }
+    std::printf("\nbroker up %.0f s, %llu requests served\n", s->uptime_s, static_cast<unsigned long long>(s->served));
+    return exit_ok;
+}
+
+}  // namespace
+
+void status_add(CLI::App& app, command_list& cmds) {
+    CLI::App* sub = app.add_subcommand("status", "show the broker's queues per service and its workers (slots busy, guard state)");
+    cmds.push_back({sub, [](const globals& g) { return status_run(g); }});
+}
+
+}  // namespace hearth::cli

@@ -1,0 +1,123 @@
+// The C++ client of a hearth broker: one DEALER socket speaking the wire protocol (schema/
+// protocol.h). It keeps every request it waits for, so that a broker restart is survived: the
+// client's heartbeats list its pending ids, the broker answers with those it does not know, and
+// the client resubmits each one that has not streamed any text yet (the same id, so the broker
+// can tell a resubmission from a new request). A client is not thread-safe: use one per thread.
+#pragma once
+
+#include "protocol.h"
+
+#include <zmq.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+
+namespace hearth {
+
+struct client_options {
+    std::string endpoint;                          // the broker's client endpoint (config client.broker_endpoint)
+    uint32_t heartbeat_ms = 1000;                  // HEARTBEAT interval while requests are pending
+    uint32_t broker_timeout_ms = 10000;            // silence from the broker this long while waiting = transport failure
+    uint32_t timeout_ms = 0;                       // call(): the whole call, 0 none; then it cancels and fails 'timeout'
+    const std::atomic<bool>* interrupted = nullptr;  // call() cancels its request once this turns true (SIGINT)
+};
+
+// One reply for one request, as next() hands it out. Only the member matching cmd is filled.
+struct client_event {
+    wire::command cmd = wire::command::error;      // accepted, partial, final or error
+    std::string id;                                // the request it belongs to
+    wire::accepted accepted;                       // cmd == accepted
+    wire::partial partial;                         // cmd == partial
+    wire::final_reply final;                       // cmd == final
+    wire::error_reply error;                       // cmd == error (also the ones the client makes itself)
+    bool transport_failed = false;                 // no usable answer from the broker: see transport_message
+    std::string transport_message;                 // for people; id is empty when it concerns every request
+    int resubmissions = 0;                         // final/error: times the request went out again after a broker restart
+    size_t ends = 0;                               // requests this event ends (1 for final/error; all pending for a transport failure)
+};
+
+// What call() ends with: a FINAL (ok), an ERROR (error), or no usable broker (transport_failed).
+struct client_result {
+    bool ok = false;                               // final is set
+    wire::final_reply final;                       // the whole completion and its usage
+    wire::error_reply error;                       // !ok && !transport_failed: the broker's (or a local timeout/cancel) error
+    bool transport_failed = false;                 // the broker did not answer, or answered bytes that do not decode
+    std::string transport_message;                 // for people: what went wrong and where
+    bool accepted = false;                         // an ACCEPTED arrived
+    uint32_t position = 0;                         // from the last ACCEPTED: 0 dispatched at once, else place in line
+    uint32_t queue_depth = 0;                      // from the last ACCEPTED
+    int resubmissions = 0;                         // times the request was sent again after a broker restart
+};
+
+class client {
+public:
+    // Connects (lazily, as ZeroMQ does): no broker need be running yet.
+    explicit client(const client_options& o);
+    ~client();
+    client(const client&) = delete;
+    client& operator=(const client&) = delete;
+
+    // Sends one request and waits for its end. r.id empty: a random id is assigned. Callbacks run on
+    // this thread as replies arrive. Replies for requests submit()ted earlier are kept for next().
+    client_result call(wire::request r, const std::function<void(const wire::partial&)>& on_partial = {},
+                       const std::function<void(const wire::accepted&)>& on_accepted = {});
+
+    // Many requests at once: submit() sends (assigning an id when r.id is empty) and returns the id;
+    // next() returns the next reply of any pending request, or nullopt when none came within
+    // timeout_ms (< 0: wait until one comes; with requests pending, the broker timeout still
+    // applies). An ERROR or FINAL ends its request; a transport failure with an empty id ends all.
+    std::string submit(wire::request r);
+    std::optional<client_event> next(int timeout_ms);
+    // Asks the broker to stop a pending request; it ends with an ERROR 'cancelled' from next().
+    // False when the id is not pending or the message could not be queued.
+    bool cancel(const std::string& id);
+    // Requests whose FINAL/ERROR next() has not handed out yet: loop `while (c.pending()) c.next(..)`.
+    size_t pending() const;
+
+    // STATUS query. nullopt with *error set when no reply came in timeout_ms or it did not decode.
+    std::optional<wire::status_reply> status(int timeout_ms, std::string* error);
+
+    // Raw access for tests that need to send what no well-behaved client would.
+    zmq::socket_t& socket() { return sock_; }
+    const client_options& options() const { return opt_; }
+
+private:
+    using clock = std::chrono::steady_clock;
+    struct pending_request {
+        wire::request req;                         // kept for resubmission after a broker restart
+        bool streamed = false;                     // a PARTIAL arrived: text was delivered, cannot start over
+        bool cancelled = false;                    // CANCEL sent: a broker that forgot it means it is over
+        int resubmissions = 0;                     // for client_result
+    };
+
+    // Waits up to wait_ms for messages and turns each into events_ (or status_); false on timeout.
+    bool pump(int wait_ms);
+    void handle(const std::vector<std::string_view>& frames);
+    void on_heartbeat(const wire::heartbeat& hb);
+    void heartbeat_due();
+    // Fails every pending request with one transport event when the broker went silent.
+    void broker_timeout_check();
+    void push_transport(const std::string& message);
+    std::string silent_message() const;
+
+    client_options opt_;                           // as given
+    zmq::context_t ctx_;                           // one per client: a client owns its I/O thread
+    zmq::socket_t sock_;                           // DEALER with a random routing id (survives reconnects)
+    std::map<std::string, pending_request> pending_;  // requests without a FINAL/ERROR yet
+    std::deque<client_event> events_;              // decoded replies not yet handed out
+    std::optional<wire::status_reply> status_;     // the last STATUS reply, until status() takes it
+    std::string status_error_;                     // a STATUS reply that did not decode
+    clock::time_point last_recv_;                  // anything from the broker (or the first request after idling)
+    clock::time_point last_heartbeat_;             // last HEARTBEAT we sent
+};
+
+// A random request id (32 hex digits).
+std::string request_id_random();
+
+}  // namespace hearth

@@ -1,0 +1,75 @@
+// hearth's configuration: one TOML file shared by broker, workers and clients (documented, with
+// every key and default, in schema/config.md). Defaults work with no file at all: endpoints are ipc
+// sockets in the runtime directory and data lives in the state directory, so two users (or two
+// test runs with other XDG directories) never collide.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace hearth {
+
+// A bad file or value; the message names the file, the key and (when known) the line.
+class config_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+struct broker_config {
+    std::string client_endpoint;          // ROUTER for clients; default ipc://<runtime>/client.sock
+    std::string worker_endpoint;          // ROUTER for workers; default ipc://<runtime>/worker.sock
+    uint32_t queue_interactive = 64;      // queued interactive requests per service
+    uint32_t queue_batch = 1024;          // queued batch requests per service
+    uint32_t max_request_bytes = 1u << 20;  // a REQUEST body larger than this is too_large
+    uint32_t heartbeat_ms = 1000;         // heartbeat interval, both ways
+    uint32_t liveness = 3;                // heartbeats missed before a peer is dead
+    uint32_t no_worker_ms = 10000;        // a queued request with no worker for its service this long fails no_worker
+    std::vector<std::string> services = {"complete", "chat", "command"};  // names the broker accepts
+};
+
+struct worker_config {
+    std::string broker_endpoint;          // default: broker.worker_endpoint
+    std::string model;                    // GGUF path; required to run a worker (or -m)
+    std::string name;                     // shown in status; default host:pid
+    std::vector<std::string> services = {"complete", "chat"};
+    uint32_t slots = 4;                   // requests decoded together
+    uint32_t threads = 0;                 // 0: all cores
+    uint32_t ctx_size = 2048;             // positions per slot (capped at the model's training context)
+    uint32_t batch_size = 256;            // prompt tokens evaluated per engine step (keeps heartbeats flowing)
+    uint32_t reconnect_min_ms = 100;      // back-off after losing the broker, doubling up to max
+    uint32_t reconnect_max_ms = 5000;
+};
+
+struct client_config {
+    std::string broker_endpoint;          // default: broker.client_endpoint
+    uint32_t timeout_ms = 0;              // give up waiting for a reply after this; 0: never
+};
+
+struct config {
+    std::string source;                   // file read, or "" for built-in defaults
+    std::string runtime_dir;              // sockets: $RUNTIME_DIRECTORY, $XDG_RUNTIME_DIR/hearth, /run/hearth (root), else /tmp/hearth-<uid>
+    std::string state_dir;                // data: $STATE_DIRECTORY, $XDG_STATE_HOME/hearth, ~/.local/state/hearth
+    std::string log_level = "info";       // trace, debug, info, warn, error, off
+    broker_config broker;
+    worker_config worker;
+    client_config client;
+};
+
+// Finds the file: explicit path (--config), else $HEARTH_CONFIG, else $XDG_CONFIG_HOME/hearth/
+// hearth.toml (~/.config/...), else /etc/hearth/hearth.toml; none of these is not an error
+// (defaults), but an explicit or $HEARTH_CONFIG path that does not exist is.
+std::optional<std::string> config_find(const std::string& explicit_path);
+// Loads and validates (unknown keys, wrong types and out-of-range values are errors naming the
+// key and line); fills every default, endpoints and directories included.
+config config_load(const std::string& explicit_path);
+config config_parse(const std::string& toml_text, const std::string& source_name);
+config config_defaults();
+// The effective configuration as TOML (hearth-broker --print-config); parses back to the same.
+std::string config_to_toml(const config& c);
+// Creates the directory of an ipc:// endpoint (mode 0700) so bind can succeed; no-op otherwise.
+void config_prepare_endpoint(const std::string& endpoint);
+
+}  // namespace hearth

@@ -1,0 +1,84 @@
+// hearth-worker: hosts one model and serves the broker's requests.
+#include "config.h"
+#include "model.h"
+#include "worker.h"
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void on_signal(int) { g_stop.store(true); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"hearth-worker: runs a GGUF model and serves requests from hearth-broker"};
+    std::string config_path, model_path, endpoint, name, log_level;
+    std::vector<std::string> services;
+    uint32_t slots = 0, threads = 0, ctx = 0;
+    app.add_option("-c,--config", config_path, "configuration file (default: $HEARTH_CONFIG, ~/.config/hearth/hearth.toml, /etc/hearth/hearth.toml)");
+    app.add_option("-m,--model", model_path, "GGUF model file (overrides worker.model)");
+    app.add_option("--endpoint", endpoint, "broker's worker endpoint (overrides worker.broker_endpoint)");
+    app.add_option("--name", name, "name shown in hearth status (default host:pid)");
+    app.add_option("--services", services, "services to serve (default complete chat)");
+    app.add_option("--slots", slots, "requests decoded together (overrides worker.slots)")->check(CLI::Range(1, 64));
+    app.add_option("-t,--threads", threads, "engine threads (0: all cores)");
+    app.add_option("--ctx-size", ctx, "positions per slot (overrides worker.ctx_size)")->check(CLI::Range(16, 131072));
+    app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off");
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e) == 0 ? 0 : 2;
+    }
+    hearth::config cfg;
+    try {
+        cfg = hearth::config_load(config_path);
+    } catch (const hearth::config_error& e) {
+        std::fprintf(stderr, "hearth-worker: %s\n", e.what());
+        return 2;
+    }
+    if (!model_path.empty()) cfg.worker.model = model_path;
+    if (!endpoint.empty()) cfg.worker.broker_endpoint = endpoint;
+    if (!name.empty()) cfg.worker.name = name;
+    if (!services.empty()) cfg.worker.services = services;
+    if (slots) cfg.worker.slots = slots;
+    if (app.count("--threads")) cfg.worker.threads = threads;
+    if (ctx) cfg.worker.ctx_size = ctx;
+    if (!log_level.empty()) cfg.log_level = log_level;
+    if (cfg.worker.model.empty()) {
+        std::fprintf(stderr, "hearth-worker: no model: give -m FILE or set worker.model in the configuration\n");
+        return 2;
+    }
+    auto logger = spdlog::stderr_color_mt("hearth-worker");
+    spdlog::set_default_logger(logger);
+    spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    std::signal(SIGPIPE, SIG_IGN);
+
+    std::unique_ptr<hearth::model> model;
+    try {
+        model = hearth::model::load(cfg.worker.model);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "hearth-worker: cannot load %s: %s\n", cfg.worker.model.c_str(), e.what());
+        return 1;
+    }
+    try {
+        zmq::context_t zctx;
+        hearth::worker w(cfg, *model, std::filesystem::path(cfg.worker.model).stem().string(), zctx);
+        w.run(g_stop);
+    } catch (const std::exception& e) {
+        spdlog::error("{}", e.what());
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,284 @@
+#include "worker.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <random>
+
+namespace hearth {
+
+namespace {
+
+using std::chrono::milliseconds;
+
+std::string_view view_of(const zmq::message_t& m) { return {static_cast<const char*>(m.data()), m.size()}; }
+
+}  // namespace
+
+worker::worker(const config& cfg, const model& m, std::string model_name, zmq::context_t& zctx)
+    : cfg_(cfg),
+      model_(m),
+      model_name_(std::move(model_name)),
+      zctx_(zctx),
+      pipe_endpoint_("inproc://hearth-worker-" + std::to_string(reinterpret_cast<uintptr_t>(this))),
+      pipe_in_(zctx, zmq::socket_type::pair),
+      backoff_(cfg.worker.reconnect_min_ms),
+      hb_(cfg.broker.heartbeat_ms) {
+    pipe_in_.set(zmq::sockopt::linger, 0);
+    pipe_in_.set(zmq::sockopt::rcvhwm, 0);
+    pipe_in_.bind(pipe_endpoint_);
+    engine_thread_ = std::thread([this] { engine_loop(); });
+}
+
+worker::~worker() {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        engine_stop_ = true;
+    }
+    cv_.notify_all();
+    if (engine_thread_.joinable()) engine_thread_.join();
+}
+
+// ------------------------------------------------------------------ engine thread
+
+void worker::engine_post(engine_command c) {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        inbox_.push_back(std::move(c));
+    }
+    cv_.notify_one();
+}
+
+void worker::on_engine_event(zmq::socket_t& out, const generation_event& ev) {
+    std::string body;
+    wire::command cmd = wire::command::partial;
+    switch (ev.type) {
+    case generation_event::kind::partial:
+        body = wire::encode(wire::partial{ev.id, ev.text, ev.tokens});
+        break;
+    case generation_event::kind::final: {
+        cmd = wire::command::final;
+        wire::final_reply f;
+        f.id = ev.id;
+        f.text = ev.text;
+        f.finish_reason = ev.finish_reason;
+        f.use.prompt_tokens = ev.prompt_tokens;
+        f.use.completion_tokens = ev.completion_tokens;
+        f.use.ttft_ms = ev.ttft_ms;
+        f.use.total_ms = ev.ttft_ms + ev.gen_ms;
+        f.use.tokens_per_s = ev.tokens_per_s;
+        f.use.model = model_name_;
+        body = wire::encode(f);
+        break;
+    }
+    case generation_event::kind::error: {
+        cmd = wire::command::error;
+        wire::error_reply e;
+        e.id = ev.id;
+        e.code = wire::error_code_from_name(ev.code).value_or(wire::error_code::internal);
+        e.message = ev.message;
+        body = wire::encode(e);
+        break;
+    }
+    }
+    const uint8_t c = static_cast<uint8_t>(cmd);
+    out.send(zmq::buffer(&c, 1), zmq::send_flags::sndmore);
+    out.send(zmq::buffer(ev.id), zmq::send_flags::sndmore);
+    out.send(zmq::buffer(body), zmq::send_flags::none);
+}
+
+void worker::engine_loop() {
+    zmq::socket_t out(zctx_, zmq::socket_type::pair);
+    out.set(zmq::sockopt::linger, 0);
+    out.set(zmq::sockopt::sndhwm, 0);
+    out.connect(pipe_endpoint_);
+    generator_params gp;
+    gp.slots = static_cast<int32_t>(cfg_.worker.slots);
+    gp.n_ctx = static_cast<int32_t>(cfg_.worker.ctx_size);
+    gp.n_threads = static_cast<int32_t>(cfg_.worker.threads);
+    gp.batch_size = static_cast<int32_t>(cfg_.worker.batch_size);
+    generator gen(model_, gp, [&](const generation_event& ev) { on_engine_event(out, ev); });
+    std::deque<engine_command> todo;
+    for (;;) {
+        {
+            std::unique_lock<std::mutex> lock(mu_);
+            if (gen.idle()) cv_.wait(lock, [&] { return engine_stop_ || !inbox_.empty(); });
+            if (engine_stop_) break;
+            todo.swap(inbox_);
+        }
+        for (auto& c : todo) {
+            switch (c.type) {
+            case engine_command::kind::submit: gen.submit(std::move(c.req)); break;
+            case engine_command::kind::cancel: gen.cancel(c.id, c.code); break;
+            case engine_command::kind::cancel_all: gen.cancel_all(c.code); break;
+            }
+        }
+        todo.clear();
+        gen.step();
+    }
+}
+
+// ------------------------------------------------------------------ socket thread
+
+void worker::connect() {
+    dealer_ = zmq::socket_t(zctx_, zmq::socket_type::dealer);
+    wire::socket_setup(dealer_);
+    dealer_.set(zmq::sockopt::routing_id, wire::routing_id_random());
+    dealer_.connect(cfg_.worker.broker_endpoint);
+    last_heard_ = clock::now();
+    next_heartbeat_ = last_heard_ + hb_;
+    send_ready();
+}
+
+void worker::send_ready() {
+    wire::ready r;
+    r.worker = cfg_.worker.name;
+    r.model = model_name_;
+    r.services = cfg_.worker.services;
+    r.slots = static_cast<int32_t>(cfg_.worker.slots);
+    r.n_ctx = static_cast<int32_t>(std::min<int64_t>(cfg_.worker.ctx_size, model_.hparams().n_ctx_train));
+    wire::message_send(dealer_, {}, wire::command::ready, wire::encode(r));
+}
+
+void worker::send_heartbeat() {
+    wire::heartbeat hb;
+    hb.free_slots = std::max<int32_t>(0, static_cast<int32_t>(cfg_.worker.slots) - static_cast<int32_t>(running_.size()));
+    hb.guard = "ok";
+    hb.running.assign(running_.begin(), running_.end());
+    wire::message_send(dealer_, {}, wire::command::heartbeat, wire::encode(hb));
+}
+
+void worker::send_error(const std::string& id, wire::error_code code, const std::string& message) {
+    wire::error_reply e;
+    e.id = id;
+    e.code = code;
+    e.message = message;
+    wire::message_send(dealer_, {}, wire::command::error, wire::encode(e));
+}
+
+void worker::forget_all(const char* why) {
+    if (!running_.empty()) spdlog::warn("worker: dropping {} running request(s): {}", running_.size(), why);
+    running_.clear();
+    engine_post({engine_command::kind::cancel_all, {}, {}, "cancelled"});
+}
+
+void worker::on_request(std::string_view body) {
+    wire::request r = wire::decode_request(body);
+    const auto& svcs = cfg_.worker.services;
+    if (std::find(svcs.begin(), svcs.end(), r.service) == svcs.end() || (r.service != "complete" && r.service != "chat")) {
+        send_error(r.id, wire::error_code::unsupported, "this worker does not serve '" + r.service + "'");
+        return;
+    }
+    if (running_.count(r.id)) return;  // a duplicate dispatch: the first one answers
+    if (running_.size() >= cfg_.worker.slots) {
+        send_error(r.id, wire::error_code::overloaded, "all slots of this worker are busy");
+        return;
+    }
+    generation_request g;
+    g.id = r.id;
+    g.chat = r.service == "chat";
+    g.prompt = std::move(r.prompt);
+    for (auto& t : r.messages) g.messages.push_back({std::move(t.role), std::move(t.content)});
+    g.max_tokens = r.max_tokens;
+    g.sampling.temperature = r.temperature;
+    g.sampling.top_k = r.top_k;
+    g.sampling.top_p = r.top_p;
+    g.sampling.min_p = r.min_p;
+    g.sampling.repeat_penalty = r.repeat_penalty;
+    g.sampling.seed = r.seed ? *r.seed : std::random_device{}();
+    g.stop = std::move(r.stop);
+    if (r.deadline_ms > 0) g.deadline = clock::now() + milliseconds(r.deadline_ms);
+    g.resume_text = std::move(r.resume_text);
+    g.resume_tokens = r.resume_tokens;
+    running_.insert(g.id);
+    spdlog::debug("worker: request {} ({}), {} running", g.id, r.service, running_.size());
+    engine_post({engine_command::kind::submit, std::move(g), {}, {}});
+}
+
+void worker::on_broker(const wire::frames& f) {
+    wire::envelope env;
+    try {
+        env = wire::envelope_parse(f.views());
+    } catch (const wire::protocol_error& e) {
+        spdlog::warn("worker: malformed message from the broker: {}", e.what());
+        return;
+    }
+    try {
+        switch (env.cmd) {
+        case wire::command::request: on_request(env.body); break;
+        case wire::command::cancel: {
+            wire::cancel c = wire::decode_cancel(env.body);
+            if (running_.count(c.id)) engine_post({engine_command::kind::cancel, {}, c.id, c.reason == "timeout" ? "timeout" : "cancelled"});
+            break;
+        }
+        case wire::command::heartbeat: break;
+        case wire::command::disconnect: {
+            wire::disconnect d = wire::decode_disconnect(env.body);
+            spdlog::info("worker: broker says: {}; registering again", d.reason);
+            forget_all("the broker does not know them");
+            send_ready();
+            break;
+        }
+        case wire::command::error: {
+            wire::error_reply e = wire::decode_error(env.body);
+            spdlog::warn("worker: broker error: {}: {}", wire::error_code_name(e.code), e.message);
+            break;
+        }
+        default: spdlog::warn("worker: unexpected {} from the broker", wire::command_name(env.cmd));
+        }
+    } catch (const wire::protocol_error& e) {
+        spdlog::warn("worker: bad {} from the broker: {}", wire::command_name(env.cmd), e.what());
+    }
+}
+
+void worker::run(const std::atomic<bool>& stop) {
+    connect();
+    spdlog::info("worker {}: model {}, {} slots, broker {}", cfg_.worker.name, model_name_, cfg_.worker.slots, cfg_.worker.broker_endpoint);
+    wire::frames f;
+    while (!stop.load()) {
+        zmq::pollitem_t items[] = {{dealer_.handle(), 0, ZMQ_POLLIN, 0}, {pipe_in_.handle(), 0, ZMQ_POLLIN, 0}};
+        const auto now = clock::now();
+        const auto wait = std::clamp(std::chrono::duration_cast<milliseconds>(next_heartbeat_ - now), milliseconds(0), milliseconds(100));
+        zmq::poll(items, 2, wait);
+        while (wire::message_recv(dealer_, f)) {
+            last_heard_ = clock::now();
+            backoff_ = milliseconds(cfg_.worker.reconnect_min_ms);
+            on_broker(f);
+        }
+        // Engine events: [cmd][id][body]; forwarded only for requests still ours.
+        while (wire::message_recv(pipe_in_, f)) {
+            if (f.parts.size() != 3 || f.parts[0].size() != 1) continue;
+            const auto cmd = static_cast<wire::command>(*static_cast<const uint8_t*>(f.parts[0].data()));
+            const std::string id(view_of(f.parts[1]));
+            auto it = running_.find(id);
+            if (it == running_.end()) continue;
+            if (cmd != wire::command::partial) running_.erase(it);
+            wire::message_send(dealer_, {}, cmd, view_of(f.parts[2]));
+        }
+        const auto t = clock::now();
+        if (t >= next_heartbeat_) {
+            send_heartbeat();
+            next_heartbeat_ = t + hb_;
+        }
+        if (t - last_heard_ > hb_ * cfg_.broker.liveness) {
+            spdlog::warn("worker: no word from the broker for {} ms; reconnecting in {} ms",
+                         std::chrono::duration_cast<milliseconds>(t - last_heard_).count(), backoff_.count());
+            forget_all("lost the broker");
+            dealer_.close();
+            const auto until = clock::now() + backoff_;
+            while (!stop.load() && clock::now() < until) {
+                zmq::pollitem_t pi[] = {{pipe_in_.handle(), 0, ZMQ_POLLIN, 0}};
+                zmq::poll(pi, 1, milliseconds(20));
+                while (wire::message_recv(pipe_in_, f)) {}  // events of dropped requests
+            }
+            backoff_ = std::min(backoff_ * 2, milliseconds(cfg_.worker.reconnect_max_ms));
+            if (stop.load()) break;
+            connect();
+        }
+    }
+    if (dealer_) {
+        wire::message_send(dealer_, {}, wire::command::disconnect, wire::encode(wire::disconnect{"worker stopping"}));
+    }
+}
+
+}  // namespace hearth

@@ -79,7 +79,7 @@ void broker::run(const std::atomic<bool>& stop) {
     while (!stop.load()) {
         const auto now = broker_clock::now();
         const auto wait = std::max<milliseconds>(milliseconds(0), std::chrono::duration_cast<milliseconds>(next_tick_ - now));
-        zmq::poll(items, 2, std::min(wait, milliseconds(100)));
+        wire::poll_interruptible(items, 2, std::min(wait, milliseconds(100)));
         // Bounded batches per socket so that neither side can starve the other.
         for (int i = 0; i < 256 && wire::message_recv(back_, f); ++i) on_worker(f);
         for (int i = 0; i < 256 && wire::message_recv(front_, f); ++i) on_client(f);

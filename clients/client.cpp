@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <random>
+#include <stdexcept>
 
 namespace hearth {
 
@@ -52,7 +53,13 @@ std::string request_id_random() {
 client::client(const client_options& o) : opt_(o), ctx_(1), sock_(ctx_, zmq::socket_type::dealer) {
     sock_.set(zmq::sockopt::routing_id, wire::routing_id_random());
     wire::socket_setup(sock_);
-    sock_.connect(opt_.endpoint);
+    try {
+        sock_.connect(opt_.endpoint);
+    } catch (const zmq::error_t& e) {
+        std::string m = "bad broker endpoint '";
+        m.append(opt_.endpoint).append("': ").append(e.what());
+        throw std::invalid_argument(m);
+    }
     last_recv_ = last_heartbeat_ = clock::now();
 }
 
@@ -295,8 +302,8 @@ client_result client::call(wire::request r, const std::function<void(const wire:
     const std::string id = submit(std::move(r));
     std::deque<client_event> others;  // replies to submit()ted requests, handed back to next() at the end
     struct restore {
-        std::deque<client_event>& from;
-        std::deque<client_event>& to;
+        std::deque<client_event>& from;  // the stash
+        std::deque<client_event>& to;    // events_, whose front they go back to, in order
         ~restore() { to.insert(to.begin(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end())); }
     } restore_guard{others, events_};
 

@@ -57,7 +57,8 @@ struct client_result {
 
 class client {
 public:
-    // Connects (lazily, as ZeroMQ does): no broker need be running yet.
+    // Connects (lazily, as ZeroMQ does): no broker need be running yet. Throws
+    // std::invalid_argument for an endpoint ZeroMQ cannot parse.
     explicit client(const client_options& o);
     ~client();
     client(const client&) = delete;

@@ -41,6 +41,9 @@ int main(int argc, char** argv) {
         } catch (const usage_error& e) {
             std::fprintf(stderr, "hearth: %s\n", e.what());
             return exit_usage;
+        } catch (const std::invalid_argument& e) {
+            std::fprintf(stderr, "hearth: %s\n", e.what());
+            return exit_usage;
         } catch (const std::exception& e) {
             std::fprintf(stderr, "hearth: internal: %s\n", e.what());
             return exit_failure;

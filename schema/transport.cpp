@@ -57,6 +57,15 @@ bool message_recv(zmq::socket_t& s, frames& out) {
     return true;
 }
 
+int poll_interruptible(zmq::pollitem_t* items, size_t n, std::chrono::milliseconds timeout) {
+    try {
+        return zmq::poll(items, n, timeout);
+    } catch (const zmq::error_t& e) {
+        if (e.num() == EINTR) return 0;
+        throw;
+    }
+}
+
 std::string routing_id_random() {
     std::random_device rd;
     std::string id(16, '\0');

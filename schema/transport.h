@@ -6,6 +6,7 @@
 
 #include <zmq.hpp>
 
+#include <chrono>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,6 +32,9 @@ struct frames {
 };
 // Receives one whole message without blocking; false when none is waiting.
 bool message_recv(zmq::socket_t& s, frames& out);
+
+// zmq::poll that returns 0 when a signal interrupts it (the caller checks its stop flag).
+int poll_interruptible(zmq::pollitem_t* items, size_t n, std::chrono::milliseconds timeout);
 
 // A random routing id (16 bytes, first byte non-zero as libzmq requires) so that a DEALER keeps
 // its identity across reconnects.

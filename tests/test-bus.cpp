@@ -312,3 +312,40 @@ TEST_F(bus_one_slot, deadlines_time_out_queued_and_running_requests) {
     auto next = c.call(request_make("next", "hi", 4), 10000);
     ASSERT_TRUE(next.final) << (next.error ? next.error->message : "no reply");
 }
+
+// The hearth command line as users run it, eight at once.
+TEST_F(bus_two_workers, cli_clients_at_once) {
+    const std::string hearth = hearth::test::binary_dir() + "/clients/hearth";
+    std::vector<hearth::test::command_result> results(8);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 8; ++i) {
+        threads.emplace_back([&, i] {
+            results[i] = hearth::test::command_run({hearth, "--config", bus_->config_path(), "--json", "ask", "-n", "12", "--temp", "0",
+                                                    i % 2 ? "--priority=batch" : "--priority=interactive", "Once upon a time"});
+        });
+    }
+    for (auto& t : threads) t.join();
+    std::string first;
+    for (int i = 0; i < 8; ++i) {
+        ASSERT_EQ(results[i].status, 0) << results[i].err;
+        auto j = nlohmann::json::parse(results[i].out);
+        EXPECT_EQ(j["usage"]["completion_tokens"], 12);
+        if (i == 0) first = j["text"];
+        EXPECT_EQ(j["text"], first);
+    }
+    // Streaming text mode and chat through the CLI.
+    auto ask = hearth::test::command_run({hearth, "--config", bus_->config_path(), "ask", "-n", "12", "--temp", "0", "-"}, "Once upon a time");
+    EXPECT_EQ(ask.status, 0) << ask.err;
+    EXPECT_EQ(ask.out, first + "\n");
+    auto chat = hearth::test::command_run({hearth, "--config", bus_->config_path(), "chat", "-n", "8", "-m", "hello", "-m", "tell me more"});
+    EXPECT_EQ(chat.status, 0) << chat.err;
+    // Refusals and usage errors have their own exit codes.
+    auto refused = hearth::test::command_run({hearth, "--config", bus_->config_path(), "ask", "--service", "teleport", "hi"});
+    EXPECT_EQ(refused.status, 3) << refused.err;
+    EXPECT_NE(refused.err.find("unknown_service"), std::string::npos) << refused.err;
+    auto usage = hearth::test::command_run({hearth, "--config", bus_->config_path(), "ask", "--temp", "hot", "hi"});
+    EXPECT_EQ(usage.status, 2);
+    auto status = hearth::test::command_run({hearth, "--config", bus_->config_path(), "status", "--json"});
+    ASSERT_EQ(status.status, 0) << status.err;
+    EXPECT_EQ(nlohmann::json::parse(status.out)["workers"].size(), 2u);
+}

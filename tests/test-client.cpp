@@ -560,7 +560,7 @@ TEST(hearth_cli, exit_codes) {
     const json j = json::parse(r.out);
     EXPECT_EQ(j["error"]["code"], "worker_lost");
     EXPECT_EQ(j["error"]["message"], "worker died");
-    r = run(ep + "--timeout 300 ask hang");
+    r = run(ep + "--timeout 500 ask hang");
     EXPECT_EQ(r.status, 1) << r.err;
     EXPECT_EQ(r.out, "started\n");
     EXPECT_NE(r.err.find("hearth: timeout: "), std::string::npos) << r.err;
@@ -574,6 +574,9 @@ TEST(hearth_cli, exit_codes) {
         EXPECT_EQ(r.err.rfind("hearth: ", 0), 0u) << r.err;
     }
     EXPECT_EQ(b.count(command::request), before);
+    r = run("--endpoint not-an-endpoint ask hi");
+    EXPECT_EQ(r.status, 2);
+    EXPECT_EQ(r.err.rfind("hearth: bad broker endpoint 'not-an-endpoint'", 0), 0u) << r.err;
 }
 
 TEST(hearth_cli, no_broker_exits_1) {
@@ -642,7 +645,12 @@ TEST(hearth_cli, sigint_cancels_the_request_and_exits_130) {
     ASSERT_EQ(posix_spawn(&pid, bin.c_str(), &fa, nullptr, argv.data(), environ), 0);
     posix_spawn_file_actions_destroy(&fa);
     EXPECT_TRUE(b.wait_for(command::request, 1));
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // let "started" arrive
+    // SIGINT once the reply is streaming (its first PARTIAL was written).
+    auto streamed = [&] {
+        std::ifstream in(out, std::ios::binary);
+        return in && in.peek() != std::ifstream::traits_type::eof();
+    };
+    for (int i = 0; i < 500 && !streamed(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     ::kill(pid, SIGINT);
     int st = 0;
     ASSERT_EQ(::waitpid(pid, &st, 0), pid);

@@ -239,7 +239,7 @@ void worker::run(const std::atomic<bool>& stop) {
         zmq::pollitem_t items[] = {{dealer_.handle(), 0, ZMQ_POLLIN, 0}, {pipe_in_.handle(), 0, ZMQ_POLLIN, 0}};
         const auto now = clock::now();
         const auto wait = std::clamp(std::chrono::duration_cast<milliseconds>(next_heartbeat_ - now), milliseconds(0), milliseconds(100));
-        zmq::poll(items, 2, wait);
+        wire::poll_interruptible(items, 2, wait);
         while (wire::message_recv(dealer_, f)) {
             last_heard_ = clock::now();
             backoff_ = milliseconds(cfg_.worker.reconnect_min_ms);
@@ -268,7 +268,7 @@ void worker::run(const std::atomic<bool>& stop) {
             const auto until = clock::now() + backoff_;
             while (!stop.load() && clock::now() < until) {
                 zmq::pollitem_t pi[] = {{pipe_in_.handle(), 0, ZMQ_POLLIN, 0}};
-                zmq::poll(pi, 1, milliseconds(20));
+                wire::poll_interruptible(pi, 1, milliseconds(20));
                 while (wire::message_recv(pipe_in_, f)) {}  // events of dropped requests
             }
             backoff_ = std::min(backoff_ * 2, milliseconds(cfg_.worker.reconnect_max_ms));

@@ -4,6 +4,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <charconv>
 #include <random>
@@ -41,6 +43,21 @@ std::string random_instance() {
 
 std::string last_endpoint(const zmq::socket_t& s) { return s.get(zmq::sockopt::last_endpoint); }
 
+// True when a broker answers STATUS at an ipc endpoint whose socket file exists: binding it
+// again would silently steal the path from a running broker.
+bool ipc_endpoint_served(zmq::context_t& zctx, const std::string& endpoint) {
+    const std::string prefix = "ipc://";
+    if (endpoint.compare(0, prefix.size(), prefix) != 0) return false;
+    struct stat st {};
+    if (stat(endpoint.c_str() + prefix.size(), &st) != 0) return false;
+    zmq::socket_t probe(zctx, zmq::socket_type::dealer);
+    wire::socket_setup(probe);
+    probe.connect(endpoint);
+    if (!wire::message_send(probe, {}, wire::command::status, wire::encode_empty())) return false;
+    zmq::pollitem_t item{probe.handle(), 0, ZMQ_POLLIN, 0};
+    return wire::poll_interruptible(&item, 1, milliseconds(300)) > 0;
+}
+
 }  // namespace
 
 broker::broker(const config& cfg, zmq::context_t& zctx)
@@ -61,6 +78,8 @@ broker::broker(const config& cfg, zmq::context_t& zctx)
         s->set(zmq::sockopt::router_handover, 1);
     }
     limits_.max_body_bytes = static_cast<size_t>(max_msg);
+    if (ipc_endpoint_served(zctx, cfg.broker.client_endpoint))
+        throw std::runtime_error("another hearth-broker is already serving " + cfg.broker.client_endpoint);
     config_prepare_endpoint(cfg.broker.client_endpoint);
     config_prepare_endpoint(cfg.broker.worker_endpoint);
     front_.bind(cfg.broker.client_endpoint);

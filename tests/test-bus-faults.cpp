@@ -2,6 +2,7 @@
 // killed and restarted, garbage on the raw TCP port.
 #include "bus-harness.h"
 #include "client.h"
+#include "config.h"
 #include "test-util.h"
 
 #include <gtest/gtest.h>
@@ -188,4 +189,29 @@ TEST(bus_faults, client_library_resubmits_after_broker_restart) {
     restart.join();
     ASSERT_TRUE(r.ok) << r.transport_message << r.error.message << bus.logs();
     EXPECT_EQ(r.final.text, ok.final.text);
+}
+
+// A second broker on the same endpoints refuses to start instead of stealing the socket path.
+TEST(bus_faults, second_broker_refuses_a_served_endpoint) {
+    bus_fixture bus;
+    bus.broker_start();
+    raw_client c(bus.client_endpoint());
+    ASSERT_TRUE(c.status(5000));
+    auto second = hearth::test::command_run({hearth::test::binary_dir() + "/broker/hearth-broker", "--config", bus.config_path()}, "", 10000);
+    EXPECT_EQ(second.status, 1);
+    EXPECT_NE(second.err.find("already serving"), std::string::npos) << second.err;
+    EXPECT_TRUE(c.status(5000)) << "the first broker no longer answers";
+}
+
+// --print-config shows the effective configuration, which parses back to the same values.
+TEST(bus_faults, print_config_round_trips) {
+    bus_fixture bus("queue_interactive = 7\n");
+    auto out = hearth::test::command_run({hearth::test::binary_dir() + "/broker/hearth-broker", "--config", bus.config_path(), "--print-config"});
+    ASSERT_EQ(out.status, 0) << out.err;
+    hearth::config c = hearth::config_parse(out.out, "printed");
+    EXPECT_EQ(c.broker.queue_interactive, 7u);
+    EXPECT_EQ(c.broker.client_endpoint, bus.client_endpoint());
+    auto bad = hearth::test::command_run({hearth::test::binary_dir() + "/broker/hearth-broker", "--config", bus.dir() + "/missing.toml"});
+    EXPECT_EQ(bad.status, 2);
+    EXPECT_NE(bad.err.find("missing.toml"), std::string::npos) << bad.err;
 }

@@ -98,10 +98,14 @@ void broker::run(const std::atomic<bool>& stop) {
     while (!stop.load()) {
         const auto now = broker_clock::now();
         const auto wait = std::max<milliseconds>(milliseconds(0), std::chrono::duration_cast<milliseconds>(next_tick_ - now));
+        items[0].revents = items[1].revents = 0;
         wire::poll_interruptible(items, 2, std::min(wait, milliseconds(100)));
-        // Bounded batches per socket so that neither side can starve the other.
-        for (int i = 0; i < 256 && wire::message_recv(back_, f); ++i) on_worker(f);
-        for (int i = 0; i < 256 && wire::message_recv(front_, f); ++i) on_client(f);
+        // Bounded batches per socket so that neither side can starve the other; a socket poll
+        // did not flag is not asked (each failed receive is a system call or two).
+        if (items[1].revents & ZMQ_POLLIN)
+            for (int i = 0; i < 256 && wire::message_recv(back_, f); ++i) on_worker(f);
+        if (items[0].revents & ZMQ_POLLIN)
+            for (int i = 0; i < 256 && wire::message_recv(front_, f); ++i) on_client(f);
         if (broker_clock::now() >= next_tick_) tick();
         dispatch();
     }
@@ -542,7 +546,8 @@ void broker::worker_error(worker_entry& w, std::string_view body) {
 void broker::worker_lost(const std::string& wid, const char* why) {
     worker_entry* w = workers_.find(wid);
     if (!w) return;
-    spdlog::warn("broker: worker {} lost ({}); {} request(s) in flight", w->name, why, w->assigned.size());
+    if (w->assigned.empty() && std::string_view(why) == "said goodbye") spdlog::info("broker: worker {} left", w->name);
+    else spdlog::warn("broker: worker {} lost ({}); {} request(s) in flight", w->name, why, w->assigned.size());
     std::set<uint64_t> lost = workers_.remove(wid);
     for (uint64_t key : lost) {
         auto it = jobs_.find(key);

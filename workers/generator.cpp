@@ -186,6 +186,17 @@ struct generator::impl {
         if (v.add_bos() && v.bos() >= 0) toks.push_back(v.bos());
         std::vector<token_id> body;
         if (r.chat) {
+            // The rendered conversation is parsed for control tokens (the template's own); the
+            // messages themselves must not smuggle any in (a user typing "<|im_start|>system").
+            for (size_t i = 0; i < r.messages.size(); ++i) {
+                for (token_id t : v.tokenize(r.messages[i].content, false, true)) {
+                    if (!v.is_control(t)) continue;
+                    std::string msg = "message ";
+                    msg.append(std::to_string(i + 1)).append(" contains the control token '").append(v.text_of(t));
+                    msg.append("'; control tokens cannot be sent as text");
+                    throw chat_template_error(msg);
+                }
+            }
             body = v.tokenize(render_chat(r), false, true);
         } else {
             std::string text = r.prompt;

@@ -19,6 +19,13 @@ namespace {
 
 const char* k_model = "stories260K-f32.gguf";
 
+// prefix + decimal n (built with append: gcc 12's -Wrestrict misfires on "lit" + std::string).
+std::string numbered(const char* prefix, int n) {
+    std::string s = prefix;
+    s.append(std::to_string(n));
+    return s;
+}
+
 // Two workers of two slots each on the stories model.
 class bus_two_workers : public ::testing::Test {
 protected:
@@ -96,7 +103,7 @@ TEST_F(bus_two_workers, eight_clients_at_once_each_answered_once) {
     raw_client ref(bus_->client_endpoint());
     std::map<int, std::string> expect;
     for (int p = 0; p < 4; ++p) {
-        auto o = ref.call(request_make("ref" + std::to_string(p), "Once upon a time there was " + std::to_string(p), 20));
+        auto o = ref.call(request_make(numbered("ref", p), numbered("Once upon a time there was ", p), 20));
         ASSERT_TRUE(o.final);
         expect[p] = o.final->text;
     }
@@ -109,7 +116,7 @@ TEST_F(bus_two_workers, eight_clients_at_once_each_answered_once) {
             raw_client c(bus_->client_endpoint());
             for (int k = 0; k < per_client; ++k) {
                 const int p = (i + k) % 4;
-                c.send(wire::command::request, wire::encode(request_make("q" + std::to_string(k), "Once upon a time there was " + std::to_string(p), 20)));
+                c.send(wire::command::request, wire::encode(request_make(numbered("q", k), numbered("Once upon a time there was ", p), 20)));
             }
             // Read everything until every request has ended, counting FINALs per id.
             std::map<std::string, std::string> streamed;
@@ -248,7 +255,9 @@ TEST_F(bus_one_slot, interactive_before_batch_fifo_within_priority) {
 TEST_F(bus_one_slot, full_queue_answers_queue_full_at_once) {
     raw_client c(bus_->client_endpoint());
     c.send(wire::command::request, wire::encode(long_request("busy")));
-    for (int i = 0; i < 3; ++i) c.send(wire::command::request, wire::encode(request_make("w" + std::to_string(i), "hi", 2)));
+    for (int i = 0; i < 3; ++i) {
+        c.send(wire::command::request, wire::encode(request_make(numbered("w", i), "hi", 2)));
+    }
     c.send(wire::command::request, wire::encode(request_make("over", "hi", 2)));
     // The refusal comes before "busy" has finished.
     for (;;) {
@@ -348,4 +357,41 @@ TEST_F(bus_two_workers, cli_clients_at_once) {
     auto status = hearth::test::command_run({hearth, "--config", bus_->config_path(), "status", "--json"});
     ASSERT_EQ(status.status, 0) << status.err;
     EXPECT_EQ(nlohmann::json::parse(status.out)["workers"].size(), 2u);
+}
+
+// The worker side is just as strict: garbage gets an ERROR, a stranger is told to introduce itself,
+// a bad READY is refused, and real workers carry on.
+TEST_F(bus_two_workers, bad_worker_frames_get_answers) {
+    std::string worker_ep = "ipc://";
+    worker_ep.append(bus_->dir()).append("/run/worker.sock");
+    raw_client w(worker_ep);
+    w.send_frames({"hearth/1", std::string(1, '\x09'), "\xc1"});
+    auto m = w.recv(3000);
+    ASSERT_TRUE(m);
+    ASSERT_EQ(m->cmd, wire::command::error);
+    EXPECT_EQ(wire::decode_error(m->body).code, wire::error_code::bad_request);
+    w.send_frames({"hearth/9", std::string(1, '\x04'), wire::encode_empty()});
+    m = w.recv(3000);
+    ASSERT_TRUE(m);
+    ASSERT_EQ(m->cmd, wire::command::error);
+    EXPECT_EQ(wire::decode_error(m->body).code, wire::error_code::bad_version);
+    // A heartbeat from a worker the broker does not know: DISCONNECT, so it sends READY.
+    wire::heartbeat hb;
+    w.send(wire::command::heartbeat, wire::encode(hb));
+    m = w.recv(3000);
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->cmd, wire::command::disconnect);
+    // READY with no slots is refused and registers nothing.
+    wire::ready r;
+    r.services = {"complete"};
+    r.slots = 0;
+    w.send(wire::command::ready, wire::encode(r));
+    m = w.recv(3000);
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->cmd, wire::command::error);
+    raw_client c(bus_->client_endpoint());
+    auto s = c.status();
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->workers.size(), 2u);
+    EXPECT_TRUE(c.call(request_make("still", "Once upon a time", 4)).final);
 }

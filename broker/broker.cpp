@@ -85,6 +85,9 @@ broker::broker(const config& cfg, zmq::context_t& zctx)
     front_.bind(cfg.broker.client_endpoint);
     back_.bind(cfg.broker.worker_endpoint);
     next_tick_ = broker_clock::now() + hb_;
+    wall_offset_us_ = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count() -
+                      std::chrono::duration_cast<std::chrono::microseconds>(broker_clock::now().time_since_epoch()).count();
+    log_ = std::make_unique<usage_log>(cfg.state_dir + "/usage.db", zctx);
 }
 
 std::string broker::client_endpoint() const { return last_endpoint(front_); }
@@ -93,13 +96,16 @@ std::string broker::worker_endpoint() const { return last_endpoint(back_); }
 void broker::run(const std::atomic<bool>& stop) {
     spdlog::info("broker: clients on {}, workers on {}, heartbeat {} ms x {}", client_endpoint(), worker_endpoint(),
                  cfg_.broker.heartbeat_ms, cfg_.broker.liveness);
-    zmq::pollitem_t items[] = {{front_.handle(), 0, ZMQ_POLLIN, 0}, {back_.handle(), 0, ZMQ_POLLIN, 0}};
+    zmq::pollitem_t items[] = {{front_.handle(), 0, ZMQ_POLLIN, 0},
+                               {back_.handle(), 0, ZMQ_POLLIN, 0},
+                               {log_->notify_socket().handle(), 0, ZMQ_POLLIN, 0}};
     wire::frames f;
     while (!stop.load()) {
         const auto now = broker_clock::now();
         const auto wait = std::max<milliseconds>(milliseconds(0), std::chrono::duration_cast<milliseconds>(next_tick_ - now));
-        items[0].revents = items[1].revents = 0;
-        wire::poll_interruptible(items, 2, std::min(wait, milliseconds(100)));
+        items[0].revents = items[1].revents = items[2].revents = 0;
+        wire::poll_interruptible(items, 3, std::min(wait, milliseconds(100)));
+        if (items[2].revents & ZMQ_POLLIN) on_committed();
         // Bounded batches per socket so that neither side can starve the other; a socket poll
         // did not flag is not asked (each failed receive is a system call or two).
         if (items[1].revents & ZMQ_POLLIN)
@@ -112,7 +118,14 @@ void broker::run(const std::atomic<bool>& stop) {
     // Workers drop what they run for us (a restarted broker would not know it) and reconnect.
     const std::string bye = wire::encode(wire::disconnect{"broker stopping"});
     for (const auto& [wid, w] : workers_.all()) send_worker(wid, wire::command::disconnect, bye);
-    spdlog::info("broker: stopped ({} requests served)", served_);
+    // FINALs whose rows are still being committed go out before we leave.
+    const auto until = broker_clock::now() + std::chrono::seconds(5);
+    while (!held_.empty() && broker_clock::now() < until) {
+        zmq::pollitem_t li{log_->notify_socket().handle(), 0, ZMQ_POLLIN, 0};
+        wire::poll_interruptible(&li, 1, milliseconds(50));
+        on_committed();
+    }
+    spdlog::info("broker: stopped ({} requests served, {} usage rows written)", served_, log_->rows_written());
 }
 
 // ------------------------------------------------------------------ sending
@@ -143,6 +156,62 @@ std::string broker::job_wire_id(uint64_t key) const {
     return s;
 }
 
+// ------------------------------------------------------------------ usage log
+
+int64_t broker::wall_us(broker_clock::time_point t) const {
+    return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count() + wall_offset_us_;
+}
+
+void broker::log_refusal(const std::string& client, const wire::request& r, wire::error_code code) {
+    (void)client;  // identities are key names once keys exist; local connections are "local"
+    usage_row row;
+    row.request_id = r.id;
+    row.client = "local";
+    row.service = r.service;
+    row.priority = std::string(wire::priority_name(r.prio));
+    row.received_us = row.finished_us = wall_us(broker_clock::now());
+    row.status = std::string(wire::error_code_name(code));
+    log_->submit(std::move(row), 0);
+}
+
+void broker::log_job(const job& j, const std::string& status, uint64_t token, const wire::final_reply* fin) {
+    usage_row row;
+    row.request_id = j.req.id;
+    row.client = "local";
+    row.service = j.req.service;
+    row.priority = std::string(wire::priority_name(j.req.prio));
+    if (fin) {
+        row.model = fin->use.model;
+        row.worker = fin->use.worker;
+        row.prompt_tokens = fin->use.prompt_tokens;
+        row.completion_tokens = fin->use.completion_tokens;
+    } else {
+        row.completion_tokens = j.delivered_tokens;
+        if (!j.worker.empty()) {
+            if (auto it = workers_.all().find(j.worker); it != workers_.all().end()) {
+                row.model = it->second.model;
+                row.worker = it->second.name;
+            }
+        }
+    }
+    row.received_us = wall_us(j.received);
+    if (j.attempts > 0) row.started_us = wall_us(j.dispatched);
+    if (j.first_token) row.first_token_us = wall_us(*j.first_token);
+    row.finished_us = wall_us(broker_clock::now());
+    row.status = status;
+    log_->submit(std::move(row), token);
+}
+
+void broker::on_committed() {
+    for (uint64_t key : log_->committed()) {
+        auto it = held_.find(key);
+        if (it == held_.end()) continue;
+        held_final h = std::move(it->second);
+        held_.erase(it);
+        send_client(h.client, wire::command::final, h.body);
+    }
+}
+
 // ------------------------------------------------------------------ clients
 
 void broker::on_client(const wire::frames& f) {
@@ -171,6 +240,7 @@ void broker::on_client(const wire::frames& f) {
         }
     } catch (const wire::protocol_error& e) {
         spdlog::warn("broker: bad {} from client {}: {}", wire::command_name(env.cmd), peer_name(client), e.what());
+        if (env.cmd == wire::command::request) log_refusal(client, wire::request{}, e.code());
         send_client_error(client, "", e.code(), e.what());
     }
 }
@@ -180,12 +250,14 @@ void broker::client_request(const std::string& client, std::string_view body) {
     if (body.size() > cfg_.broker.max_request_bytes) {
         std::string msg = "request of ";
         msg.append(std::to_string(body.size())).append(" bytes is over the limit of ").append(std::to_string(cfg_.broker.max_request_bytes));
+        log_refusal(client, r, wire::error_code::too_large);
         send_client_error(client, r.id, wire::error_code::too_large, msg);
         return;
     }
     try {
         wire::request_validate(r);
     } catch (const wire::protocol_error& e) {
+        log_refusal(client, r, e.code());
         send_client_error(client, r.id, e.code(), e.what());
         return;
     }
@@ -195,6 +267,7 @@ void broker::client_request(const std::string& client, std::string_view body) {
         msg.append(r.service).append("' (this broker serves:");
         for (const auto& s : known) msg.append(" ").append(s);
         msg.append(")");
+        log_refusal(client, r, wire::error_code::unknown_service);
         send_client_error(client, r.id, wire::error_code::unknown_service, msg);
         return;
     }
@@ -207,6 +280,7 @@ void broker::client_request(const std::string& client, std::string_view body) {
         return;
     }
     if (cfg_.broker.no_worker_ms == 0 && workers_.count_serving(r.service) == 0) {
+        log_refusal(client, r, wire::error_code::no_worker);
         send_client_error(client, r.id, wire::error_code::no_worker, "no worker serves '" + r.service + "' now");
         return;
     }
@@ -217,6 +291,7 @@ void broker::client_request(const std::string& client, std::string_view body) {
         msg.append(wire::priority_name(r.prio)).append(" queue of '").append(r.service).append("' is full (")
             .append(std::to_string(r.prio == wire::priority::interactive ? cfg_.broker.queue_interactive : cfg_.broker.queue_batch))
             .append(" waiting); try again later");
+        log_refusal(client, r, wire::error_code::queue_full);
         send_client_error(client, r.id, wire::error_code::queue_full, msg);
         return;
     }
@@ -305,6 +380,8 @@ void broker::client_gone(const std::string& client) {
     for (uint64_t key : keys) {
         auto it = jobs_.find(key);
         if (it == jobs_.end()) continue;
+        if (it->second.ended_for_client) continue;
+        log_job(it->second, "cancelled", 0, nullptr);
         it->second.ended_for_client = true;  // nobody to tell
         job_fail(it->second, wire::error_code::cancelled, "client gone");
     }
@@ -344,6 +421,7 @@ void broker::job_fail(job& j, wire::error_code code, const std::string& message)
     const uint64_t key = j.key;
     if (!j.ended_for_client) {
         j.ended_for_client = true;
+        log_job(j, std::string(wire::error_code_name(code)), 0, nullptr);
         send_client_error(j.client, j.req.id, code, message);
         // send_client may have ended the job already (client gone).
         if (jobs_.find(key) == jobs_.end()) return;
@@ -515,9 +593,10 @@ void broker::worker_final(worker_entry& w, std::string_view body) {
         fr.use.worker = w.name;
         if (fr.use.model.empty()) fr.use.model = w.model;
         ++served_;
-        const std::string client = j->client;
+        // The FINAL waits for its usage row's commit (group commit keeps that short).
+        log_job(*j, "ok", key, &fr);
+        held_[key] = held_final{j->client, wire::encode(fr)};
         job_erase(key);
-        send_client(client, wire::command::final, wire::encode(fr));
         return;
     }
     job_erase(key);
@@ -535,6 +614,7 @@ void broker::worker_error(worker_entry& w, std::string_view body) {
     if (!j->ended_for_client) {
         e.id = j->req.id;
         const std::string client = j->client;
+        log_job(*j, std::string(wire::error_code_name(e.code)), 0, nullptr);
         j->ended_for_client = true;
         job_erase(key);
         send_client(client, wire::command::error, wire::encode(e));

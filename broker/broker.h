@@ -9,6 +9,7 @@
 #include "protocol.h"
 #include "request-queue.h"
 #include "transport.h"
+#include "usage-log.h"
 #include "worker-registry.h"
 
 #include <zmq.hpp>
@@ -17,6 +18,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -49,6 +51,13 @@ private:
         size_t resumed_chars = 0;              // of `delivered`, what came before the last dispatch
         bool ended_for_client = false;         // client already has its ERROR (cancel/timeout); the worker still has to stop
     };
+
+    // A request that ended before it became a job (refused at the door): its one usage row.
+    void log_refusal(const std::string& client, const wire::request& r, wire::error_code code);
+    // The usage row of a job that ends now with `status`; token non-zero holds a FINAL until committed.
+    void log_job(const job& j, const std::string& status, uint64_t token, const wire::final_reply* fin);
+    void on_committed();
+    int64_t wall_us(broker_clock::time_point t) const;
 
     void on_client(const wire::frames& f);
     void on_worker(const wire::frames& f);
@@ -91,6 +100,13 @@ private:
     broker_clock::time_point next_tick_;
     std::chrono::milliseconds hb_;             // heartbeat interval
     wire::decode_limits limits_;
+    int64_t wall_offset_us_ = 0;               // system_clock - steady_clock at start, for row timestamps
+    std::unique_ptr<usage_log> log_;           // the usage database's writer thread
+    struct held_final {
+        std::string client;                    // who gets it
+        std::string body;                      // the encoded FINAL
+    };
+    std::unordered_map<uint64_t, held_final> held_;  // FINALs waiting for their usage row's commit, by job key
 };
 
 }  // namespace hearth

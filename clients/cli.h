@@ -99,5 +99,6 @@ int result_print(const globals& g, const client_result& res, const std::string& 
 void ask_add(CLI::App& app, command_list& cmds);
 void chat_add(CLI::App& app, command_list& cmds);
 void status_add(CLI::App& app, command_list& cmds);
+void audit_add(CLI::App& app, command_list& cmds);
 
 }  // namespace hearth::cli

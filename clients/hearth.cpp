@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
     ask_add(app, cmds);
     chat_add(app, cmds);
     status_add(app, cmds);
+    audit_add(app, cmds);
 
     try {
         app.parse(argc, argv);

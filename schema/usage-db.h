@@ -1,0 +1,107 @@
+// The usage log: one SQLite database (WAL) in the state directory with a row per request,
+// hash-chained for tamper evidence, with a versioned schema and in-place migrations (documented
+// in schema/usage.md). Used by the broker's log writer thread and by `hearth audit`; no sockets.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+struct sqlite3;
+
+namespace hearth {
+
+class usage_db_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// One request's record. Times are Unix epoch microseconds; 0 means "did not happen".
+struct usage_row {
+    int64_t seq = 0;                       // assigned by append (chain order, 1-based, never reused)
+    std::string request_id;                // the client's id
+    std::string client;                    // key name, or "local"
+    std::string service;
+    std::string priority;                  // interactive, batch
+    std::string model;
+    std::string worker;
+    int64_t received_us = 0;
+    int64_t started_us = 0;                // dispatched to a worker
+    int64_t first_token_us = 0;
+    int64_t finished_us = 0;
+    int32_t prompt_tokens = 0;
+    int32_t completion_tokens = 0;
+    std::string status;                    // "ok", or the error code (cancelled, timeout, ...)
+    std::string filter_verdict;            // "", "allowed", "filtered"
+    std::string filter_rule;               // the rule that fired, when filtered
+    std::string prev_hash;                 // hex SHA-256 of the previous row (or the anchor)
+    std::string row_hash;                  // hex SHA-256 over this row's content and prev_hash
+};
+
+struct usage_verify_result {
+    bool ok = true;
+    int64_t rows_checked = 0;
+    int64_t first_bad_seq = 0;             // 0 when ok
+    std::string problem;                   // "row 17 was edited", "row 18 is missing (deleted)", "row 9 was inserted" ...
+};
+
+// Aggregates for `hearth audit`.
+struct usage_group {
+    std::string key;                       // client, service or day (YYYY-MM-DD, UTC)
+    int64_t requests = 0;
+    int64_t prompt_tokens = 0;
+    int64_t completion_tokens = 0;
+    int64_t errors = 0;                    // status other than ok
+    int64_t filtered = 0;
+};
+
+class usage_db {
+public:
+    static constexpr int schema_version = 2;  // what this build writes; older files are migrated
+
+    // Opens (creating the file and its directory when `create`), sets WAL and
+    // synchronous=NORMAL, and migrates an older schema in place. Throws usage_db_error naming
+    // the file; a file newer than schema_version is refused, never changed.
+    explicit usage_db(const std::string& path, bool create = true);
+    ~usage_db();
+    usage_db(const usage_db&) = delete;
+    usage_db& operator=(const usage_db&) = delete;
+
+    int version() const;                   // PRAGMA user_version of the file
+
+    // Appends rows in one transaction (group commit), filling seq, prev_hash and row_hash; when
+    // it returns they are durable (WAL commit).
+    void append(std::vector<usage_row>& rows);
+
+    // Walks the chain in seq order from the anchor: reports the first edited, inserted or
+    // deleted row.
+    usage_verify_result verify();
+    // Deletes rows finished before cutoff_us, moving the anchor to the last deleted row's hash
+    // so the rest still verifies. Returns rows deleted.
+    int64_t prune_before(int64_t cutoff_us);
+
+    // Rows with finished_us in [from_us, to_us), oldest first (limit 0: all).
+    std::vector<usage_row> rows(int64_t from_us, int64_t to_us, int64_t limit = 0);
+    // Aggregates over [from_us, to_us) grouped by "client", "service" or "day".
+    std::vector<usage_group> summary(int64_t from_us, int64_t to_us, const std::string& by);
+    // Slowest requests (by finished - received) in the range.
+    std::vector<usage_row> slowest(int64_t from_us, int64_t to_us, int64_t limit);
+
+    sqlite3* handle() { return db_; }       // for tests (tampering) and migrations
+
+    // The content hash of a row given its predecessor's hash (exposed for tests).
+    static std::string row_hash_of(const usage_row& r, const std::string& prev_hash);
+
+    // Test support: creates a file at an older schema version (1) with no rows.
+    static void create_at_version(const std::string& path, int version);
+
+private:
+    void migrate();
+    sqlite3* db_ = nullptr;                // the connection (one thread at a time)
+    std::string path_;                     // for error messages
+};
+
+}  // namespace hearth

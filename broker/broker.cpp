@@ -87,7 +87,8 @@ broker::broker(const config& cfg, zmq::context_t& zctx)
     next_tick_ = broker_clock::now() + hb_;
     wall_offset_us_ = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count() -
                       std::chrono::duration_cast<std::chrono::microseconds>(broker_clock::now().time_since_epoch()).count();
-    log_ = std::make_unique<usage_log>(cfg.state_dir + "/usage.db", zctx);
+    if (cfg.broker.usage_db != "off") log_ = std::make_unique<usage_log>(cfg.broker.usage_db, zctx);
+    else spdlog::warn("broker: usage_db = \"off\": no usage log, no audit trail");
 }
 
 std::string broker::client_endpoint() const { return last_endpoint(front_); }
@@ -98,13 +99,14 @@ void broker::run(const std::atomic<bool>& stop) {
                  cfg_.broker.heartbeat_ms, cfg_.broker.liveness);
     zmq::pollitem_t items[] = {{front_.handle(), 0, ZMQ_POLLIN, 0},
                                {back_.handle(), 0, ZMQ_POLLIN, 0},
-                               {log_->notify_socket().handle(), 0, ZMQ_POLLIN, 0}};
+                               {log_ ? log_->notify_socket().handle() : nullptr, 0, 0, 0}};
+    if (log_) items[2].events = ZMQ_POLLIN;
     wire::frames f;
     while (!stop.load()) {
         const auto now = broker_clock::now();
         const auto wait = std::max<milliseconds>(milliseconds(0), std::chrono::duration_cast<milliseconds>(next_tick_ - now));
         items[0].revents = items[1].revents = items[2].revents = 0;
-        wire::poll_interruptible(items, 3, std::min(wait, milliseconds(100)));
+        wire::poll_interruptible(items, log_ ? 3 : 2, std::min(wait, milliseconds(100)));
         if (items[2].revents & ZMQ_POLLIN) on_committed();
         // Bounded batches per socket so that neither side can starve the other; a socket poll
         // did not flag is not asked (each failed receive is a system call or two).
@@ -120,12 +122,12 @@ void broker::run(const std::atomic<bool>& stop) {
     for (const auto& [wid, w] : workers_.all()) send_worker(wid, wire::command::disconnect, bye);
     // FINALs whose rows are still being committed go out before we leave.
     const auto until = broker_clock::now() + std::chrono::seconds(5);
-    while (!held_.empty() && broker_clock::now() < until) {
+    while (log_ && !held_.empty() && broker_clock::now() < until) {
         zmq::pollitem_t li{log_->notify_socket().handle(), 0, ZMQ_POLLIN, 0};
         wire::poll_interruptible(&li, 1, milliseconds(50));
         on_committed();
     }
-    spdlog::info("broker: stopped ({} requests served, {} usage rows written)", served_, log_->rows_written());
+    spdlog::info("broker: stopped ({} requests served, {} usage rows written)", served_, log_ ? log_->rows_written() : 0);
 }
 
 // ------------------------------------------------------------------ sending
@@ -171,7 +173,7 @@ void broker::log_refusal(const std::string& client, const wire::request& r, wire
     row.priority = std::string(wire::priority_name(r.prio));
     row.received_us = row.finished_us = wall_us(broker_clock::now());
     row.status = std::string(wire::error_code_name(code));
-    log_->submit(std::move(row), 0);
+    if (log_) log_->submit(std::move(row), 0);
 }
 
 void broker::log_job(const job& j, const std::string& status, uint64_t token, const wire::final_reply* fin) {
@@ -199,10 +201,11 @@ void broker::log_job(const job& j, const std::string& status, uint64_t token, co
     if (j.first_token) row.first_token_us = wall_us(*j.first_token);
     row.finished_us = wall_us(broker_clock::now());
     row.status = status;
-    log_->submit(std::move(row), token);
+    if (log_) log_->submit(std::move(row), token);
 }
 
 void broker::on_committed() {
+    if (!log_) return;
     for (uint64_t key : log_->committed()) {
         auto it = held_.find(key);
         if (it == held_.end()) continue;
@@ -595,8 +598,10 @@ void broker::worker_final(worker_entry& w, std::string_view body) {
         ++served_;
         // The FINAL waits for its usage row's commit (group commit keeps that short).
         log_job(*j, "ok", key, &fr);
-        held_[key] = held_final{j->client, wire::encode(fr)};
+        const std::string client = j->client;
         job_erase(key);
+        if (log_) held_[key] = held_final{client, wire::encode(fr)};
+        else send_client(client, wire::command::final, wire::encode(fr));
         return;
     }
     job_erase(key);

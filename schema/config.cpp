@@ -105,7 +105,8 @@ const std::vector<std::string> kLogLevels = {"trace", "debug", "info", "warn", "
 const std::vector<std::string> kTopKeys = {"log_level", "runtime_dir", "state_dir", "broker", "worker", "client"};
 const std::vector<std::string> kBrokerKeys = {"client_endpoint", "worker_endpoint", "queue_interactive",
                                               "queue_batch",     "max_request_bytes", "heartbeat_ms",
-                                              "liveness",        "no_worker_ms",    "services"};
+                                              "liveness",        "no_worker_ms",    "services",
+                                              "usage_db"};
 const std::vector<std::string> kWorkerKeys = {"broker_endpoint", "model",      "name",
                                               "services",        "slots",      "threads",
                                               "ctx_size",        "batch_size", "reconnect_min_ms",
@@ -340,7 +341,10 @@ void read_broker(config_reader& r, const toml::table& t, broker_config& b) {
         else if (key == "liveness") assign(b.liveness, r.read_uint(v, q, 1, 100));
         else if (key == "no_worker_ms") assign(b.no_worker_ms, r.read_uint(v, q, 0, kMaxDayMs));
         else if (key == "services") assign(b.services, r.read_services(v, q));
-        else r.unknown(k, "broker", kBrokerKeys);
+        else if (key == "usage_db") {
+            auto p = r.read_nonempty(v, q);
+            if (p) b.usage_db = expand_home(*p);
+        } else r.unknown(k, "broker", kBrokerKeys);
     }
 }
 
@@ -403,6 +407,7 @@ void fill_derived(config& c) {
     if (c.worker.broker_endpoint.empty()) c.worker.broker_endpoint = c.broker.worker_endpoint;
     if (c.client.broker_endpoint.empty()) c.client.broker_endpoint = c.broker.client_endpoint;
     if (c.worker.name.empty()) c.worker.name = default_worker_name();
+    if (c.broker.usage_db.empty()) c.broker.usage_db = c.state_dir + "/usage.db";
 }
 
 // --- printing ------------------------------------------------------------------------------------
@@ -562,6 +567,7 @@ std::string config_to_toml(const config& c) {
     put(os, "heartbeats missed before a peer is dead (1..100)", "liveness", b.liveness);
     put(os, "fail no_worker after waiting this long for a worker; 0: at once", "no_worker_ms", b.no_worker_ms);
     put(os, "services the broker accepts", "services", quote_list(b.services));
+    put(os, "the usage log (SQLite); \"off\" keeps none (benchmarks only)", "usage_db", quote(b.usage_db));
 
     const worker_config& w = c.worker;
     os << "\n[worker]\n";

@@ -28,6 +28,7 @@ struct broker_config {
     uint32_t liveness = 3;                // heartbeats missed before a peer is dead
     uint32_t no_worker_ms = 10000;        // a queued request with no worker for its service this long fails no_worker
     std::vector<std::string> services = {"complete", "chat", "command"};  // names the broker accepts
+    std::string usage_db;                 // the usage log's SQLite file; default <state_dir>/usage.db; "off": no log (benchmarks only)
 };
 
 struct worker_config {

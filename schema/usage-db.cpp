@@ -275,6 +275,8 @@ void make_parent_dirs(const std::string& path) {
     fs::path cur;
     for (const fs::path& part : parent) {
         cur /= part;
+        struct stat st {};
+        if (::stat(cur.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) continue;
         if (::mkdir(cur.c_str(), 0700) != 0 && errno != EEXIST) {
             std::string what = "cannot create directory ";
             what.append(cur.string()).append(": ").append(std::strerror(errno));

@@ -101,6 +101,7 @@ void expect_equal(const config& a, const config& b) {
     EXPECT_EQ(a.broker.liveness, b.broker.liveness);
     EXPECT_EQ(a.broker.no_worker_ms, b.broker.no_worker_ms);
     EXPECT_EQ(a.broker.services, b.broker.services);
+    EXPECT_EQ(a.broker.usage_db, b.broker.usage_db);
     EXPECT_EQ(a.worker.broker_endpoint, b.worker.broker_endpoint);
     EXPECT_EQ(a.worker.model, b.worker.model);
     EXPECT_EQ(a.worker.name, b.worker.name);

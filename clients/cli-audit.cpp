@@ -73,8 +73,8 @@ int days_in_month(int64_t y, int64_t m) {
     return m == 2 && leap ? 29 : days[m - 1];
 }
 
-// "2026-11-23T04:53:56Z" (UTC); microseconds only when there are any.
-std::string iso_time(int64_t us) {
+// "2026-11-23T04:53:56Z" (UTC); microseconds only when there are any and `micros`.
+std::string iso_time(int64_t us, bool micros = true) {
     if (us == no_end) return "now";
     const std::time_t s = static_cast<std::time_t>(us >= 0 ? us / us_per_s : (us - us_per_s + 1) / us_per_s);
     std::tm tm{};
@@ -83,7 +83,7 @@ std::string iso_time(int64_t us) {
     std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
     std::string out = buf;
     const int64_t frac = us - static_cast<int64_t>(s) * us_per_s;
-    if (frac) {
+    if (frac && micros) {
         std::snprintf(buf, sizeof buf, ".%06lld", static_cast<long long>(frac));
         out += buf;
     }
@@ -192,6 +192,8 @@ std::string db_path_of(const globals& g, const audit_options& o) {
     } catch (const std::exception& e) {
         throw usage_error(std::string("config: ").append(e.what()));
     }
+    if (cfg.broker.usage_db == "off") throw usage_error("audit: the usage log is off in the configuration (broker.usage_db = \"off\"); give --db FILE");
+    if (!cfg.broker.usage_db.empty()) return cfg.broker.usage_db;
     std::string p = cfg.state_dir;
     p.append("/usage.db");
     return p;
@@ -332,7 +334,7 @@ int summary_run(const globals& g, const audit_options& o) {
         return exit_ok;
     }
 
-    std::printf("usage log %s, from %s to %s\n\n", path.c_str(), iso_time(from).c_str(), iso_time(to).c_str());
+    std::printf("usage log %s, from %s to %s\n\n", path.c_str(), iso_time(from, false).c_str(), iso_time(to, false).c_str());
     table_print({{"requests", std::to_string(total.requests)},
                  {"tokens in", std::to_string(total.prompt_tokens)},
                  {"tokens out", std::to_string(total.completion_tokens)},
@@ -402,7 +404,7 @@ int prune_run(const globals& g, const audit_options& o) {
         nlohmann::json j = {{"db", path}, {"deleted", deleted}, {"cutoff", iso_time(cutoff)}, {"cutoff_us", cutoff}, {"verify", verify_json(v)}};
         std::printf("%s\n", json_dump(j).c_str());
     } else {
-        std::printf("deleted %lld rows finished before %s\n", static_cast<long long>(deleted), iso_time(cutoff).c_str());
+        std::printf("deleted %lld rows finished before %s\n", static_cast<long long>(deleted), iso_time(cutoff, false).c_str());
         if (v.ok) std::printf("chain intact: %lld rows\n", static_cast<long long>(v.rows_checked));
         else std::printf("chain broken: %s (%lld rows checked)\n", v.problem.c_str(), static_cast<long long>(v.rows_checked));
     }
@@ -429,6 +431,7 @@ int audit_run(const globals& g, const audit_options& o) {
 }  // namespace
 
 void audit_add(CLI::App& app, command_list& cmds) {
+    const char* const db_help = "usage database (default: broker.usage_db from the configuration, normally <state_dir>/usage.db)";
     auto o = std::make_shared<audit_options>();
     CLI::App* sub = app.add_subcommand(
         "audit",
@@ -440,7 +443,7 @@ void audit_add(CLI::App& app, command_list& cmds) {
                     "start of the range: a duration back from now (90d, 12h, 30m, 45s, 2w), a date YYYY-MM-DD (UTC) or an ISO time "
                     "(2026-01-31T08:00:00Z; UTC when no zone) (default: 7d)");
     sub->add_option("--until", o->until, "end of the range (exclusive), same forms as --since (default: now)");
-    sub->add_option("--db", o->db, "usage database (default: <state_dir>/usage.db from the configuration)");
+    sub->add_option("--db", o->db, db_help);
     sub->add_option("--top", o->top, "how many top clients and slowest requests to list")->capture_default_str();
     sub->add_flag("--csv", o->csv,
                   "print the requests in the range as one CSV table with a header line (seq, request_id, client, service, priority, model, "
@@ -449,11 +452,11 @@ void audit_add(CLI::App& app, command_list& cmds) {
     o->summary = sub;
     o->verify = sub->add_subcommand("verify", "walk the hash chain; exit 0 only when no row was edited, inserted or deleted");
     o->verify->fallthrough();
-    o->verify->add_option("--db", o->db, "usage database (default: <state_dir>/usage.db from the configuration)");
+    o->verify->add_option("--db", o->db, db_help);
     o->prune = sub->add_subcommand("prune", "delete rows finished before a cutoff, keeping the rest of the chain verifiable");
     o->prune->fallthrough();
     o->prune->add_option("--older-than", o->older_than, "delete rows finished longer ago than this (90d, 12h, 30m, 45s, 2w)")->required();
-    o->prune->add_option("--db", o->db, "usage database (default: <state_dir>/usage.db from the configuration)");
+    o->prune->add_option("--db", o->db, db_help);
     cmds.push_back({sub, [o](const globals& g) { return audit_run(g, *o); }});
 }
 

@@ -215,6 +215,18 @@ TEST_F(audit_test, default_database_comes_from_the_configuration) {
     EXPECT_EQ(j.at("totals").at("requests").get<int64_t>(), static_cast<int64_t>(recent_.size()));  // default: last 7 days
 }
 
+TEST_F(audit_test, configured_usage_db_path_wins) {
+    const std::string cfg = dir_ + "/hearth.toml";
+    std::ofstream(cfg) << "state_dir = \"" << dir_ << "\"\n[broker]\nusage_db = \"" << dir_ << "/other.db\"\n";
+    auto r = run({"--config", cfg, "audit", "verify"});
+    EXPECT_EQ(r.status, 1) << r.out << r.err;
+    EXPECT_NE(r.err.find("no usage database at " + dir_ + "/other.db"), std::string::npos) << r.err;
+    std::ofstream(cfg) << "[broker]\nusage_db = \"off\"\n";
+    r = run({"--config", cfg, "audit"});
+    EXPECT_EQ(r.status, 2) << r.out << r.err;
+    EXPECT_NE(r.err.find("off"), std::string::npos) << r.err;
+}
+
 TEST_F(audit_test, table_output) {
     const auto r = audit({});
     ASSERT_EQ(r.status, 0) << r.err;
@@ -266,7 +278,7 @@ TEST_F(audit_test, verify_finds_a_deleted_row) {
     sql("DELETE FROM " + table_name() + " WHERE seq = 9");
     const auto r = audit({"verify"});
     EXPECT_EQ(r.status, 1) << r.out << r.err;
-    EXPECT_NE(r.out.find("row"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("row 9"), std::string::npos) << r.out;
 }
 
 TEST_F(audit_test, prune_keeps_the_chain_verifiable) {

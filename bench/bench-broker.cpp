@@ -2,7 +2,9 @@
 // (a) a direct DEALER -> ROUTER round trip to an echo server that answers each REQUEST with a
 // FINAL, and (b) the same request through hearth-broker to an echo worker (REQUEST, ACCEPTED,
 // FINAL), with 1 client (sequential round trips) and N concurrent clients (one thread and DEALER
-// each, one request outstanding each). "broker adds" is p50(broker) - p50(direct).
+// each, one request outstanding each). "broker adds" is p50(broker) - p50(direct). The broker runs
+// with its usage log on (a SQLite file in the temp dir; each FINAL waits for its row's group commit),
+// off (broker.usage_db = "off"), or both side by side: "logging adds" is p50(on) - p50(off).
 #include "broker.h"
 #include "config.h"
 #include "protocol.h"
@@ -319,7 +321,8 @@ int tcp_port_free() {
 
 struct case_result {
     std::string transport;                 // tcp or ipc
-    std::string path;                      // direct or broker
+    std::string path;                      // direct, relay or broker
+    std::string usage_db;                  // broker only: "on" or "off" (its usage log)
     int clients = 0;                       // concurrent closed-loop clients
     double seconds = 0;                    // measured window
     uint64_t requests = 0;                 // finished in the window
@@ -428,6 +431,7 @@ struct bench_options {
     int slots = 64;                        // the echo worker's READY slots
     int partials = 0;                      // PARTIALs before each FINAL
     int prompt_bytes = 16;                 // REQUEST prompt size
+    std::string usage_db = "both";         // the broker's usage log: on, off, both (two brokers)
     bool json_out = false;                 // JSON instead of the table
 };
 
@@ -443,20 +447,11 @@ std::vector<case_result> transport_run(const std::string& transport, const bench
         }
     } remover{dir};
 
-    hearth::config cfg = hearth::config_defaults();
-    cfg.log_level = "warn";
-    cfg.runtime_dir = dir.string();
-    cfg.state_dir = (dir / "state").string();
     std::string direct_ep, relay_ep;
     if (transport == "tcp") {
         relay_ep = "tcp://127.0.0.1:*";
-        const bool child = !o.in_process;
-        cfg.broker.client_endpoint = "tcp://127.0.0.1:" + (child ? std::to_string(tcp_port_free()) : std::string("*"));
-        cfg.broker.worker_endpoint = "tcp://127.0.0.1:" + (child ? std::to_string(tcp_port_free()) : std::string("*"));
         direct_ep = "tcp://127.0.0.1:*";
     } else {
-        cfg.broker.client_endpoint = "ipc://" + (dir / "client.sock").string();
-        cfg.broker.worker_endpoint = "ipc://" + (dir / "worker.sock").string();
         direct_ep = "ipc://" + (dir / "echo.sock").string();
         relay_ep = "ipc://" + (dir / "relay.sock").string();
     }
@@ -464,28 +459,69 @@ std::vector<case_result> transport_run(const std::string& transport, const bench
 
     echo_server direct(direct_ep);
     relay hop(relay_ep, direct.endpoint());
-    broker_under_test brk(cfg, o.in_process ? std::string() : o.broker_exe, dir);
-    echo_worker worker(brk.worker_ep, o.slots, o.partials, milliseconds(cfg.broker.heartbeat_ms));
+
+    // One broker (and its echo worker) per usage-log setting, each in a directory of its own, all
+    // started before any case so each client count measures them back to back.
+    std::vector<std::string> modes;
+    if (o.usage_db != "on") modes.push_back("off");
+    if (o.usage_db != "off") modes.push_back("on");
+    std::vector<std::unique_ptr<broker_under_test>> brokers;
+    std::vector<std::unique_ptr<echo_worker>> workers;
+    for (const std::string& mode : modes) {
+        const fs::path mdir = dir / ("usage-" + mode);
+        fs::create_directories(mdir);
+        hearth::config cfg = hearth::config_defaults();
+        cfg.log_level = "warn";
+        cfg.runtime_dir = mdir.string();
+        cfg.state_dir = (mdir / "state").string();
+        cfg.broker.usage_db = mode == "on" ? (mdir / "state" / "usage.db").string() : std::string("off");
+        if (transport == "tcp") {
+            const bool child = !o.in_process;
+            cfg.broker.client_endpoint = "tcp://127.0.0.1:" + (child ? std::to_string(tcp_port_free()) : std::string("*"));
+            cfg.broker.worker_endpoint = "tcp://127.0.0.1:" + (child ? std::to_string(tcp_port_free()) : std::string("*"));
+        } else {
+            cfg.broker.client_endpoint = "ipc://" + (mdir / "client.sock").string();
+            cfg.broker.worker_endpoint = "ipc://" + (mdir / "worker.sock").string();
+        }
+        brokers.push_back(std::make_unique<broker_under_test>(cfg, o.in_process ? std::string() : o.broker_exe, mdir));
+        workers.push_back(std::make_unique<echo_worker>(brokers.back()->worker_ep, o.slots, o.partials, milliseconds(cfg.broker.heartbeat_ms)));
+    }
     const auto give_up = bench_clock::now() + std::chrono::seconds(10);
-    while (!worker.registered.load()) {
-        if (!brk.alive()) throw std::runtime_error("hearth-broker exited before the worker could register (see its messages above)");
-        if (bench_clock::now() > give_up) throw std::runtime_error("the echo worker was not registered by the broker within 10 s");
-        std::this_thread::sleep_for(milliseconds(5));
+    for (size_t i = 0; i < modes.size(); ++i) {
+        while (!workers[i]->registered.load()) {
+            if (!brokers[i]->alive()) throw std::runtime_error("hearth-broker exited before the worker could register (see its messages above)");
+            if (bench_clock::now() > give_up) throw std::runtime_error("the echo worker was not registered by the broker within 10 s");
+            std::this_thread::sleep_for(milliseconds(5));
+        }
     }
 
     std::vector<case_result> out;
     for (int n : o.clients) {
-        // The three paths back to back, so all see the same machine load.
-        for (const std::string path : {"direct", "relay", "broker"}) {
-            const std::string ep = path == "direct" ? direct.endpoint() : path == "relay" ? hop.endpoint() : brk.client_ep;
+        // All paths back to back, so all see the same machine load.
+        std::vector<std::pair<std::string, std::string>> paths = {{"direct", ""}, {"relay", ""}};
+        for (const auto& m : modes) paths.emplace_back("broker", m);
+        for (size_t k = 0; k < paths.size(); ++k) {
+            const auto& [path, mode] = paths[k];
+            const std::string ep = path == "direct" ? direct.endpoint() : path == "relay" ? hop.endpoint() : brokers[k - 2]->client_ep;
             case_result c = clients_run(ep, n, o.warmup, o.seconds, prompt);
             c.transport = transport;
             c.path = path;
+            c.usage_db = mode;
             out.push_back(c);
-            if (!o.json_out) std::fprintf(stderr, "  %s %s %d client(s): %.0f req/s, p50 %.1f us\n", transport.c_str(), path.c_str(), n, c.rps, c.p50_us);
+            if (!o.json_out)
+                std::fprintf(stderr, "  %s %s%s%s %d client(s): %.0f req/s, p50 %.1f us\n", transport.c_str(), path.c_str(),
+                             mode.empty() ? "" : ", usage log ", mode.c_str(), n, c.rps, c.p50_us);
         }
     }
+    workers.clear();  // before their brokers, so each DISCONNECT still reaches one
     return out;
+}
+
+// The broker case with the usage log off, same transport and client count.
+const case_result* log_off_of(const std::vector<case_result>& all, const case_result& c) {
+    for (const auto& d : all)
+        if (d.path == "broker" && d.usage_db == "off" && d.transport == c.transport && d.clients == c.clients) return &d;
+    return nullptr;
 }
 
 // The direct case measured with the same transport and client count.
@@ -517,6 +553,8 @@ int main(int argc, char** argv) {
     app.add_option("--slots", o.slots, "slots the echo worker announces")->check(CLI::Range(1, 1024));
     app.add_option("--partials", o.partials, "PARTIAL messages the worker sends before each FINAL")->check(CLI::Range(0, 1000));
     app.add_option("--prompt-bytes", o.prompt_bytes, "prompt size of each REQUEST")->check(CLI::Range(1, 65536));
+    app.add_option("--usage-db", o.usage_db, "the broker's usage log: on (a file in the temp dir), off, or both (two brokers, side by side)")
+        ->check(CLI::IsMember({"on", "off", "both"}));
     app.add_flag("--json", o.json_out, "print JSON instead of a table");
     CLI11_PARSE(app, argc, argv);
 
@@ -552,6 +590,7 @@ int main(int argc, char** argv) {
         j["warmup"] = o.warmup;
         j["partials"] = o.partials;
         j["prompt_bytes"] = o.prompt_bytes;
+        j["usage_db"] = o.usage_db;
         j["hardware_threads"] = std::thread::hardware_concurrency();
         j["loadavg_before"] = load_before;
         j["loadavg_after"] = load_after;
@@ -562,14 +601,19 @@ int main(int argc, char** argv) {
                       {"requests", c.requests},   {"rps", c.rps},     {"p50_us", c.p50_us},   {"p90_us", c.p90_us},
                       {"p99_us", c.p99_us},       {"max_us", c.max_us}, {"mean_us", c.mean_us}};
             if (const case_result* d = direct_of(results, c); d && d != &c) x["adds_p50_us"] = c.p50_us - d->p50_us;
+            if (!c.usage_db.empty()) x["usage_db"] = c.usage_db;
+            if (const case_result* d = log_off_of(results, c); d && d != &c) {
+                x["logging_adds_p50_us"] = c.p50_us - d->p50_us;
+                x["logging_adds_p99_us"] = c.p99_us - d->p99_us;
+            }
             cases.push_back(x);
         }
         j["cases"] = cases;
         std::cout << j.dump(2) << "\n";
         return 0;
     }
-    std::printf("broker: %s; worker replies with %d PARTIAL(s) + FINAL; prompt %d bytes; %.1f s per case after %.1f s warm-up\n",
-                broker_kind.c_str(), o.partials, o.prompt_bytes, o.seconds, o.warmup);
+    std::printf("broker: %s; usage log %s; worker replies with %d PARTIAL(s) + FINAL; prompt %d bytes; %.1f s per case after %.1f s warm-up\n",
+                broker_kind.c_str(), o.usage_db.c_str(), o.partials, o.prompt_bytes, o.seconds, o.warmup);
     std::printf("load average before: %s; after: %s; %u hardware threads\n\n", load_before.c_str(), load_after.c_str(),
                 std::thread::hardware_concurrency());
     std::printf("| transport | clients | path | req/s | p50 us | p90 us | p99 us | adds at p50, us |\n");
@@ -582,8 +626,22 @@ int main(int argc, char** argv) {
             std::snprintf(buf, sizeof buf, "%+.1f", c.p50_us - d->p50_us);
             adds = buf;
         }
-        std::printf("| %s | %d | %s | %.0f | %.1f | %.1f | %.1f | %s |\n", c.transport.c_str(), c.clients, c.path.c_str(), c.rps,
+        std::string path = c.path;
+        if (!c.usage_db.empty()) path.append(", log ").append(c.usage_db);
+        std::printf("| %s | %d | %s | %.0f | %.1f | %.1f | %.1f | %s |\n", c.transport.c_str(), c.clients, path.c_str(), c.rps,
                     c.p50_us, c.p90_us, c.p99_us, adds.c_str());
+    }
+    if (o.usage_db == "both") {
+        std::printf("\nusage log (group commit before FINAL): broker with the log on against the same broker with it off\n\n");
+        std::printf("| transport | clients | p50 off | p50 on | logging adds at p50, us | p99 off | p99 on | req/s off | req/s on |\n");
+        std::printf("|---|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+        for (const case_result& c : results) {
+            if (c.path != "broker" || c.usage_db != "on") continue;
+            const case_result* d = log_off_of(results, c);
+            if (!d) continue;
+            std::printf("| %s | %d | %.1f | %.1f | %+.1f | %.1f | %.1f | %.0f | %.0f |\n", c.transport.c_str(), c.clients, d->p50_us, c.p50_us,
+                        c.p50_us - d->p50_us, d->p99_us, c.p99_us, d->rps, c.rps);
+        }
     }
     return 0;
 }

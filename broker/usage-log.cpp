@@ -63,10 +63,12 @@ void usage_log::writer_loop() {
             rows.swap(queue_rows_);
             tokens.swap(queue_tokens_);
         }
+        bool written = false;
         for (int attempt = 0;; ++attempt) {
             try {
                 db_->append(rows);
                 rows_written_ += rows.size();
+                written = true;
                 break;
             } catch (const std::exception& e) {
                 // Disk full or a locked file: keep the rows and retry; replies wait meanwhile.
@@ -76,9 +78,12 @@ void usage_log::writer_loop() {
                 if (stop_ && attempt >= 3) break;
             }
         }
+        // A FINAL goes out only for a row that is on disk: unwritten ones stay held (the client
+        // resubmits or times out) rather than answered without their record.
+        if (!written) spdlog::error("usage log {}: {} rows could not be written at shutdown", path_, rows.size());
         std::vector<uint64_t> done;
         for (uint64_t t : tokens)
-            if (t) done.push_back(t);
+            if (t && written) done.push_back(t);
         if (!done.empty()) out.send(zmq::buffer(done.data(), done.size() * sizeof(uint64_t)), zmq::send_flags::none);
         rows.clear();
         tokens.clear();

@@ -245,6 +245,34 @@ void migrate_to_2(sqlite3* db, const std::string& path) {
     ins.step();
 }
 
+// Version 3: durable batch jobs (schema/usage.md, "Batch jobs"; used by batch_store). A job row
+// is written queued when its batch is acknowledged and moves once to done, failed or cancelled,
+// which is what makes a restarted broker run none twice to a recorded result.
+void migrate_to_3(sqlite3* db, const std::string& path) {
+    exec(db, path,
+         "CREATE TABLE batches ("
+         " batch_id TEXT PRIMARY KEY NOT NULL,"
+         " client TEXT NOT NULL,"
+         " created_us INTEGER NOT NULL,"
+         " total INTEGER NOT NULL,"
+         " cancelled INTEGER NOT NULL DEFAULT 0 CHECK (cancelled IN (0, 1))"
+         ") STRICT;"
+         "CREATE TABLE batch_jobs ("
+         " batch_id TEXT NOT NULL REFERENCES batches(batch_id),"
+         " idx INTEGER NOT NULL,"
+         " job_id TEXT NOT NULL,"
+         " request BLOB NOT NULL,"
+         " state TEXT NOT NULL CHECK (state IN ('queued', 'done', 'failed', 'cancelled')),"
+         " text TEXT NOT NULL DEFAULT '',"
+         " error_code TEXT NOT NULL DEFAULT '',"
+         " error_message TEXT NOT NULL DEFAULT '',"
+         " finished_us INTEGER NOT NULL DEFAULT 0,"
+         " PRIMARY KEY (batch_id, idx)"
+         ") STRICT, WITHOUT ROWID;"
+         "CREATE INDEX batches_created ON batches(created_us);"
+         "CREATE INDEX batch_jobs_queued ON batch_jobs(batch_id, idx) WHERE state = 'queued';");
+}
+
 // Applies the migrations from the file's version up to `target`, each in its own transaction
 // together with its user_version bump, so a crash leaves the file at a whole version.
 void migrate_file(sqlite3* db, const std::string& path, int target) {
@@ -260,6 +288,7 @@ void migrate_file(sqlite3* db, const std::string& path, int target) {
         }
         if (v == 0) migrate_to_1(db, path);
         else if (v == 1) migrate_to_2(db, path);
+        else if (v == 2) migrate_to_3(db, path);
         else fail(path, "no migration from version " + std::to_string(v));
         std::string bump = "PRAGMA user_version = ";
         bump.append(std::to_string(v + 1));
@@ -385,8 +414,8 @@ std::string usage_db::row_hash_of(const usage_row& r, const std::string& prev_ha
     return out;
 }
 
-void usage_db::append(std::vector<usage_row>& rows) {
-    if (rows.empty()) return;
+void usage_db::append(std::vector<usage_row>& rows, const std::function<void()>& also) {
+    if (rows.empty() && !also) return;
     transaction tx(db_, path_, true);
     chain_ends ends = read_chain_ends(db_, path_);
     // Chained on copies and handed back only after COMMIT, so a failed append leaves the
@@ -424,6 +453,7 @@ void usage_db::append(std::vector<usage_row>& rows) {
     head.bind(1, ends.head_seq);
     head.bind(2, ends.head_hash);
     head.step();
+    if (also) also();
     tx.commit();
     rows = std::move(out);
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -60,7 +61,7 @@ struct usage_group {
 
 class usage_db {
 public:
-    static constexpr int schema_version = 2;  // what this build writes; older files are migrated
+    static constexpr int schema_version = 3;  // what this build writes; older files are migrated
 
     // Opens (creating the file and its directory when `create`), sets WAL and
     // synchronous=NORMAL, and migrates an older schema in place. Throws usage_db_error naming
@@ -73,8 +74,10 @@ public:
     int version() const;                   // PRAGMA user_version of the file
 
     // Appends rows in one transaction (group commit), filling seq, prev_hash and row_hash; when
-    // it returns they are durable (WAL commit).
-    void append(std::vector<usage_row>& rows);
+    // it returns they are durable (WAL commit). `also`, when given, runs inside that transaction
+    // after the rows are inserted (on this connection, e.g. batch_store recording job results),
+    // so both commit together or, if either throws, neither does.
+    void append(std::vector<usage_row>& rows, const std::function<void()>& also = nullptr);
 
     // Walks the chain in seq order from the anchor: reports the first edited, inserted or
     // deleted row.
@@ -95,7 +98,7 @@ public:
     // The content hash of a row given its predecessor's hash (exposed for tests).
     static std::string row_hash_of(const usage_row& r, const std::string& prev_hash);
 
-    // Test support: creates a file at an older schema version (1) with no rows.
+    // Test support: creates a file at an older schema version (1 .. schema_version) with no rows.
     static void create_at_version(const std::string& path, int version);
 
 private:

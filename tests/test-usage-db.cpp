@@ -94,7 +94,7 @@ std::string error_of(const std::function<void()>& f) {
 
 TEST_F(UsageDb, EveryColumnRoundTrips) {
     usage_db db(path_);
-    EXPECT_EQ(db.version(), 2);
+    EXPECT_EQ(db.version(), usage_db::schema_version);
     EXPECT_EQ(fs::status(dir_ / "state").permissions() & fs::perms::all, fs::perms::owner_all);
     std::vector<usage_row> rows = {make_row(5, t0)};
     rows[0].request_id = std::string("id\0with nul", 11);
@@ -324,7 +324,7 @@ TEST_F(UsageDb, MigratesAVersion1FileInPlace) {
         sqlite3_close(raw);
     }
     usage_db db(path_, false);
-    EXPECT_EQ(db.version(), 2);
+    EXPECT_EQ(db.version(), usage_db::schema_version);
     auto rows = db.rows(0, t0 + day_us);
     ASSERT_EQ(rows.size(), 4u);
     EXPECT_EQ(rows[0].request_id, "old-1");
@@ -348,14 +348,14 @@ TEST_F(UsageDb, NewerFileIsRefusedUntouched) {
     {
         sqlite3* raw = nullptr;
         ASSERT_EQ(sqlite3_open(path_.c_str(), &raw), SQLITE_OK);
-        sql(raw, "CREATE TABLE usage (x); PRAGMA user_version = 3");
+        sql(raw, std::string("CREATE TABLE usage (x); PRAGMA user_version = ").append(std::to_string(usage_db::schema_version + 1)));
         sqlite3_close(raw);
     }
     const std::string before = file_bytes(path_);
     std::string e = error_of([&] { usage_db db(path_); });
     EXPECT_NE(e.find(path_), std::string::npos) << e;
-    EXPECT_NE(e.find("version 3"), std::string::npos) << e;
-    EXPECT_NE(e.find("version 2"), std::string::npos) << e;
+    EXPECT_NE(e.find(std::string("version ").append(std::to_string(usage_db::schema_version + 1))), std::string::npos) << e;
+    EXPECT_NE(e.find(std::string("version ").append(std::to_string(usage_db::schema_version))), std::string::npos) << e;
     EXPECT_EQ(file_bytes(path_), before);
     EXPECT_FALSE(fs::exists(path_ + "-wal"));
 }
@@ -447,9 +447,9 @@ TEST_F(UsageDb, SummaryAndSlowest) {
 
 TEST_F(UsageDb, CreateAtVersionRejectsBadVersions) {
     EXPECT_THROW(usage_db::create_at_version(path_, 0), usage_db_error);
-    EXPECT_THROW(usage_db::create_at_version(path_, 3), usage_db_error);
+    EXPECT_THROW(usage_db::create_at_version(path_, usage_db::schema_version + 1), usage_db_error);
     usage_db::create_at_version(path_, 2);
     usage_db db(path_, false);
-    EXPECT_EQ(db.version(), 2);
+    EXPECT_EQ(db.version(), usage_db::schema_version);
     EXPECT_TRUE(db.verify().ok);
 }

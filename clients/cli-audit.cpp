@@ -17,7 +17,6 @@ namespace hearth::cli {
 
 namespace {
 
-using table = std::vector<std::vector<std::string>>;
 
 constexpr int64_t us_per_s = 1000000;
 constexpr int64_t no_end = std::numeric_limits<int64_t>::max();  // --until not given: no upper bound
@@ -34,23 +33,6 @@ struct audit_options {
     CLI::App* prune = nullptr;               // parsed when `audit prune`
 };
 
-// Left-aligned columns two spaces apart (as hearth status prints them).
-void table_print(const table& t) {
-    std::vector<size_t> width;
-    for (const auto& row : t)
-        for (size_t i = 0; i < row.size(); ++i) {
-            if (width.size() <= i) width.push_back(0);
-            width[i] = std::max(width[i], row[i].size());
-        }
-    for (const auto& row : t) {
-        std::string line;
-        for (size_t i = 0; i < row.size(); ++i) {
-            line += row[i];
-            if (i + 1 < row.size()) line.append(width[i] - row[i].size() + 2, ' ');
-        }
-        std::printf("%s\n", line.c_str());
-    }
-}
 
 int64_t now_us() {
     return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count();

@@ -219,4 +219,21 @@ int result_print(const globals& g, const client_result& res, const std::string& 
     return rc;
 }
 
+void table_print(const table& t) {
+    std::vector<size_t> width;
+    for (const auto& row : t)
+        for (size_t i = 0; i < row.size(); ++i) {
+            if (width.size() <= i) width.push_back(0);
+            width[i] = std::max(width[i], row[i].size());
+        }
+    for (const auto& row : t) {
+        std::string line;
+        for (size_t i = 0; i < row.size(); ++i) {
+            line += row[i];
+            if (i + 1 < row.size()) line.append(width[i] - row[i].size() + 2, ' ');
+        }
+        std::printf("%s\n", line.c_str());
+    }
+}
+
 }  // namespace hearth::cli

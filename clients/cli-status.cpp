@@ -8,25 +8,7 @@ namespace hearth::cli {
 
 namespace {
 
-using table = std::vector<std::vector<std::string>>;
 
-// Left-aligned columns two spaces apart; the first row is the heading.
-void table_print(const table& t) {
-    std::vector<size_t> width;
-    for (const auto& row : t)
-        for (size_t i = 0; i < row.size(); ++i) {
-            if (width.size() <= i) width.push_back(0);
-            width[i] = std::max(width[i], row[i].size());
-        }
-    for (const auto& row : t) {
-        std::string line;
-        for (size_t i = 0; i < row.size(); ++i) {
-            line += row[i];
-            if (i + 1 < row.size()) line.append(width[i] - row[i].size() + 2, ' ');
-        }
-        std::printf("%s\n", line.c_str());
-    }
-}
 
 std::string join(const std::vector<std::string>& v) {
     std::string s;

@@ -96,6 +96,10 @@ nlohmann::json status_json(const wire::status_reply& s);
 // newline, or the error; JSON instead with g.json. Returns the exit code.
 int result_print(const globals& g, const client_result& res, const std::string& id, const std::string& streamed);
 
+// Rows of cells printed as left-aligned columns two spaces apart (status and audit tables).
+using table = std::vector<std::vector<std::string>>;
+void table_print(const table& t);
+
 void ask_add(CLI::App& app, command_list& cmds);
 void chat_add(CLI::App& app, command_list& cmds);
 void status_add(CLI::App& app, command_list& cmds);

@@ -3,88 +3,17 @@
 // row itself says whether a result was already recorded. Tables: migrate_to_3 in usage-db.cpp.
 #include "batch-store.h"
 
+#include "sqlite-util.h"
+
 #include <sodium.h>
 #include <sqlite3.h>
 
 namespace hearth {
 namespace {
 
-[[noreturn]] void fail(sqlite3* db, const std::string& path, const std::string& what) {
-    std::string msg = "usage db ";
-    msg.append(path).append(": ").append(what).append(": ").append(sqlite3_errmsg(db));
-    throw usage_db_error(msg);
-}
-
-// A prepared statement that finalizes itself, so a throw leaks nothing.
-class statement {
-public:
-    statement(sqlite3* db, const std::string& path, const char* sql) : db_(db), path_(path) {
-        if (sqlite3_prepare_v2(db, sql, -1, &st_, nullptr) != SQLITE_OK) {
-            std::string what = "preparing \"";
-            what.append(sql).append("\"");
-            fail(db, path, what);
-        }
-    }
-    ~statement() { sqlite3_finalize(st_); }
-    statement(const statement&) = delete;
-    statement& operator=(const statement&) = delete;
-
-    void bind(int i, int64_t v) { check(sqlite3_bind_int64(st_, i, v)); }
-    void bind(int i, const std::string& v) {
-        check(sqlite3_bind_text(st_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
-    }
-    void bind_blob(int i, const std::string& v) {
-        check(sqlite3_bind_blob(st_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
-    }
-    bool step() {
-        int rc = sqlite3_step(st_);
-        if (rc == SQLITE_ROW) return true;
-        if (rc == SQLITE_DONE) return false;
-        fail(db_, path_, "executing statement");
-    }
-    void reset() {
-        sqlite3_reset(st_);
-        sqlite3_clear_bindings(st_);
-    }
-    int64_t int_at(int col) { return sqlite3_column_int64(st_, col); }
-    // Text and blob columns alike: bytes as stored (a blob may hold NULs).
-    std::string bytes_at(int col) {
-        const void* p = sqlite3_column_blob(st_, col);
-        return p ? std::string(static_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(st_, col)))
-                 : std::string();
-    }
-
-private:
-    void check(int rc) {
-        if (rc != SQLITE_OK) fail(db_, path_, "binding");
-    }
-    sqlite3* db_;                          // owning connection (not owned here)
-    const std::string& path_;              // for error messages
-    sqlite3_stmt* st_ = nullptr;           // the compiled statement
-};
-
-// BEGIN IMMEDIATE that rolls back unless committed.
-class transaction {
-public:
-    transaction(sqlite3* db, const std::string& path) : db_(db), path_(path) { run("BEGIN IMMEDIATE"); }
-    ~transaction() {
-        if (open_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    }
-    transaction(const transaction&) = delete;
-    transaction& operator=(const transaction&) = delete;
-    void commit() {
-        run("COMMIT");
-        open_ = false;
-    }
-
-private:
-    void run(const char* sql) {
-        if (sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) != SQLITE_OK) fail(db_, path_, sql);
-    }
-    sqlite3* db_;                          // connection the transaction runs on
-    const std::string& path_;              // for error messages
-    bool open_ = true;                     // false once committed
-};
+using sqlite::fail_sql;
+using sqlite::statement;
+using sqlite::transaction;
 
 // 64 random bits: unguessable enough that a batch id alone does not let another client find it
 // (the broker still checks the key), and collisions are retried anyway.
@@ -111,13 +40,13 @@ bool batch_exists(sqlite3* db, const std::string& path, const std::string& id) {
 batch_store::batch_store(usage_db& db) : db_(db) {
     const char* f = sqlite3_db_filename(db.handle(), "main");
     path_ = f ? f : "";
-    if (sodium_init() < 0) throw usage_db_error("batch store: libsodium failed to initialise");
+    sqlite::ensure_sodium();
 }
 
 std::string batch_store::create(const std::string& client,
                                 const std::vector<std::pair<std::string, std::string>>& jobs, int64_t now_us) {
     sqlite3* db = db_.handle();
-    transaction tx(db, path_);
+    transaction tx(db, path_, true);
     std::string id = random_batch_id();
     while (batch_exists(db, path_, id)) id = random_batch_id();
     statement b(db, path_, "INSERT INTO batches (batch_id, client, created_us, total, cancelled) VALUES (?, ?, ?, ?, 0)");
@@ -150,11 +79,11 @@ std::vector<pending_job> batch_store::unfinished() {
     std::vector<pending_job> out;
     while (st.step()) {
         pending_job p;
-        p.batch_id = st.bytes_at(0);
+        p.batch_id = st.text_at(0);
         p.idx = st.int_at(1);
-        p.job_id = st.bytes_at(2);
-        p.client = st.bytes_at(3);
-        p.request = st.bytes_at(4);
+        p.job_id = st.text_at(2);
+        p.client = st.text_at(3);
+        p.request = st.text_at(4);
         p.created_us = st.int_at(5);
         out.push_back(std::move(p));
     }
@@ -186,7 +115,7 @@ bool batch_store::record_in_transaction(const job_outcome& o) {
 }
 
 bool batch_store::record_result(const job_outcome& outcome) {
-    transaction tx(db_.handle(), path_);
+    transaction tx(db_.handle(), path_, true);
     bool ok = record_in_transaction(outcome);
     tx.commit();
     return ok;
@@ -211,7 +140,7 @@ std::optional<batch_status> batch_store::status(const std::string& batch_id) {
     st.bind(1, batch_id);
     if (!st.step()) return std::nullopt;
     batch_status s;
-    s.client = st.bytes_at(0);
+    s.client = st.text_at(0);
     s.created_us = st.int_at(1);
     s.total = st.int_at(2);
     s.batch_cancelled = st.int_at(3) != 0;
@@ -225,11 +154,7 @@ std::optional<batch_status> batch_store::status(const std::string& batch_id) {
 std::optional<std::vector<job_result>> batch_store::results(const std::string& batch_id) {
     sqlite3* db = db_.handle();
     // One read snapshot, so the existence check and the rows agree.
-    if (sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK) fail(db, path_, "BEGIN");
-    struct end_read {
-        sqlite3* db;                       // connection whose read transaction ends here
-        ~end_read() { sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr); }
-    } guard{db};
+    transaction snapshot(db, path_, false);  // never committed: a read, rolled back at the end
     if (!batch_exists(db, path_, batch_id)) return std::nullopt;
     statement st(db, path_,
                  "SELECT idx, job_id, state, text, error_code, error_message, finished_us"
@@ -239,11 +164,11 @@ std::optional<std::vector<job_result>> batch_store::results(const std::string& b
     while (st.step()) {
         job_result r;
         r.idx = st.int_at(0);
-        r.job_id = st.bytes_at(1);
-        r.state = st.bytes_at(2);
-        r.text = st.bytes_at(3);
-        r.error_code = st.bytes_at(4);
-        r.error_message = st.bytes_at(5);
+        r.job_id = st.text_at(1);
+        r.state = st.text_at(2);
+        r.text = st.text_at(3);
+        r.error_code = st.text_at(4);
+        r.error_message = st.text_at(5);
         r.finished_us = st.int_at(6);
         out.push_back(std::move(r));
     }
@@ -252,7 +177,7 @@ std::optional<std::vector<job_result>> batch_store::results(const std::string& b
 
 std::optional<int64_t> batch_store::cancel(const std::string& batch_id, int64_t now_us) {
     sqlite3* db = db_.handle();
-    transaction tx(db, path_);
+    transaction tx(db, path_, true);
     if (!batch_exists(db, path_, batch_id)) return std::nullopt;
     {
         statement b(db, path_, "UPDATE batches SET cancelled = 1 WHERE batch_id = ?");

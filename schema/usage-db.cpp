@@ -4,6 +4,8 @@
 // in schema/usage.md; keep the two in step.
 #include "usage-db.h"
 
+#include "sqlite-util.h"
+
 #include <sodium.h>
 #include <sqlite3.h>
 
@@ -18,107 +20,14 @@ namespace hearth {
 namespace {
 
 namespace fs = std::filesystem;
+using sqlite::ensure_sodium;
+using sqlite::exec;
+using sqlite::fail;
+using sqlite::fail_sql;
+using sqlite::statement;
+using sqlite::transaction;
 
 const std::string genesis_hash(64, '0');
-
-// Every error names the file, so an operator with several state directories knows which one.
-[[noreturn]] void fail(const std::string& path, const std::string& what) {
-    std::string msg = "usage db ";
-    msg.append(path).append(": ").append(what);
-    throw usage_db_error(msg);
-}
-
-[[noreturn]] void fail_sql(sqlite3* db, const std::string& path, const std::string& what) {
-    std::string msg = what;
-    msg.append(": ").append(db ? sqlite3_errmsg(db) : "out of memory");
-    fail(path, msg);
-}
-
-void ensure_sodium() {
-    static std::once_flag once;
-    static int rc = 0;
-    std::call_once(once, [] { rc = sodium_init(); });
-    if (rc < 0) throw usage_db_error("usage db: libsodium failed to initialise");
-}
-
-// A prepared statement that finalizes itself, so no early return or throw leaks one (a leaked
-// statement keeps the connection from closing).
-class statement {
-public:
-    statement(sqlite3* db, const std::string& path, const char* sql) : db_(db), path_(path) {
-        if (sqlite3_prepare_v2(db, sql, -1, &st_, nullptr) != SQLITE_OK) {
-            std::string what = "preparing \"";
-            what.append(sql).append("\"");
-            fail_sql(db, path, what);
-        }
-    }
-    ~statement() { sqlite3_finalize(st_); }
-    statement(const statement&) = delete;
-    statement& operator=(const statement&) = delete;
-
-    void bind(int i, int64_t v) { check(sqlite3_bind_int64(st_, i, v), "binding"); }
-    void bind(int i, const std::string& v) {
-        check(sqlite3_bind_text(st_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT), "binding");
-    }
-    // True while there is a row; false when done.
-    bool step() {
-        int rc = sqlite3_step(st_);
-        if (rc == SQLITE_ROW) return true;
-        if (rc == SQLITE_DONE) return false;
-        fail_sql(db_, path_, "executing statement");
-    }
-    void reset() {
-        sqlite3_reset(st_);
-        sqlite3_clear_bindings(st_);
-    }
-    int64_t int_at(int col) { return sqlite3_column_int64(st_, col); }
-    std::string text_at(int col) {
-        const unsigned char* p = sqlite3_column_text(st_, col);
-        return p ? std::string(reinterpret_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(st_, col)))
-                 : std::string();
-    }
-
-private:
-    void check(int rc, const char* what) {
-        if (rc != SQLITE_OK) fail_sql(db_, path_, what);
-    }
-    sqlite3* db_;                          // owning connection (not owned here)
-    const std::string& path_;              // for error messages
-    sqlite3_stmt* st_ = nullptr;           // the compiled statement
-};
-
-void exec(sqlite3* db, const std::string& path, const char* sql) {
-    char* err = nullptr;
-    if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-        std::string what = "executing \"";
-        what.append(sql).append("\": ").append(err ? err : sqlite3_errmsg(db));
-        sqlite3_free(err);
-        fail(path, what);
-    }
-}
-
-// BEGIN IMMEDIATE (or a deferred read transaction) that rolls back unless committed, so a throw
-// half-way through an append, prune or migration leaves the file as it was.
-class transaction {
-public:
-    transaction(sqlite3* db, const std::string& path, bool write) : db_(db), path_(path) {
-        exec(db, path, write ? "BEGIN IMMEDIATE" : "BEGIN");
-    }
-    ~transaction() {
-        if (open_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    }
-    transaction(const transaction&) = delete;
-    transaction& operator=(const transaction&) = delete;
-    void commit() {
-        exec(db_, path_, "COMMIT");
-        open_ = false;
-    }
-
-private:
-    sqlite3* db_;                          // connection the transaction runs on
-    const std::string& path_;              // for error messages
-    bool open_ = true;                     // false once committed
-};
 
 int64_t user_version(sqlite3* db, const std::string& path) {
     statement st(db, path, "PRAGMA user_version");

@@ -104,7 +104,8 @@ void broker::run(const std::atomic<bool>& stop) {
     wire::frames f;
     while (!stop.load()) {
         const auto now = broker_clock::now();
-        const auto wait = std::max<milliseconds>(milliseconds(0), std::chrono::duration_cast<milliseconds>(next_tick_ - now));
+        const auto wake = std::min(next_tick_, next_deadline_);
+        const auto wait = std::max<milliseconds>(milliseconds(0), std::chrono::ceil<milliseconds>(wake - now));
         items[0].revents = items[1].revents = items[2].revents = 0;
         wire::poll_interruptible(items, log_ ? 3 : 2, std::min(wait, milliseconds(100)));
         if (items[2].revents & ZMQ_POLLIN) on_committed();
@@ -114,7 +115,9 @@ void broker::run(const std::atomic<bool>& stop) {
             for (int i = 0; i < 256 && wire::message_recv(back_, f); ++i) on_worker(f);
         if (items[0].revents & ZMQ_POLLIN)
             for (int i = 0; i < 256 && wire::message_recv(front_, f); ++i) on_client(f);
-        if (broker_clock::now() >= next_tick_) tick();
+        const auto after = broker_clock::now();
+        if (after >= next_tick_) tick();
+        else if (after >= next_deadline_) expire_deadlines(after);  // before dispatch: an expired request never starts
         dispatch();
     }
     // Workers drop what they run for us (a restarted broker would not know it) and reconnect.
@@ -141,6 +144,13 @@ bool broker::send_client(const std::string& client, wire::command c, const std::
 
 bool broker::send_worker(const std::string& wid, wire::command c, const std::string& body) {
     return wire::message_send(back_, wid, c, body);
+}
+
+void broker::send_worker_error(const std::string& wid, wire::error_code code, const std::string& message) {
+    wire::error_reply e;
+    e.code = code;
+    e.message = message;
+    send_worker(wid, wire::command::error, wire::encode(e));
 }
 
 void broker::send_client_error(const std::string& client, const std::string& id, wire::error_code code, const std::string& message) {
@@ -174,6 +184,11 @@ void broker::log_refusal(const std::string& client, const wire::request& r, wire
     row.received_us = row.finished_us = wall_us(broker_clock::now());
     row.status = std::string(wire::error_code_name(code));
     if (log_) log_->submit(std::move(row), 0);
+}
+
+void broker::refuse(const std::string& client, const wire::request& r, wire::error_code code, const std::string& message) {
+    log_refusal(client, r, code);
+    send_client_error(client, r.id, code, message);
 }
 
 void broker::log_job(const job& j, const std::string& status, uint64_t token, const wire::final_reply* fin) {
@@ -253,15 +268,13 @@ void broker::client_request(const std::string& client, std::string_view body) {
     if (body.size() > cfg_.broker.max_request_bytes) {
         std::string msg = "request of ";
         msg.append(std::to_string(body.size())).append(" bytes is over the limit of ").append(std::to_string(cfg_.broker.max_request_bytes));
-        log_refusal(client, r, wire::error_code::too_large);
-        send_client_error(client, r.id, wire::error_code::too_large, msg);
+        refuse(client, r, wire::error_code::too_large, msg);
         return;
     }
     try {
         wire::request_validate(r);
     } catch (const wire::protocol_error& e) {
-        log_refusal(client, r, e.code());
-        send_client_error(client, r.id, e.code(), e.what());
+        refuse(client, r, e.code(), e.what());
         return;
     }
     const auto& known = cfg_.broker.services;
@@ -270,21 +283,16 @@ void broker::client_request(const std::string& client, std::string_view body) {
         msg.append(r.service).append("' (this broker serves:");
         for (const auto& s : known) msg.append(" ").append(s);
         msg.append(")");
-        log_refusal(client, r, wire::error_code::unknown_service);
-        send_client_error(client, r.id, wire::error_code::unknown_service, msg);
+        refuse(client, r, wire::error_code::unknown_service, msg);
         return;
     }
     // The same id again (a client that resubmits after missing our reply): answer where it is.
     if (auto it = by_client_id_.find({client, r.id}); it != by_client_id_.end()) {
-        const job& j = jobs_.at(it->second);
-        wire::accepted a{r.id, 0, queue_.depth(j.req.service)};
-        if (j.worker.empty()) a.position = queue_.position(j.req.service, j.req.prio, j.key).value_or(0);
-        send_client(client, wire::command::accepted, wire::encode(a));
+        send_client(client, wire::command::accepted, wire::encode(accepted_for(jobs_.at(it->second))));
         return;
     }
     if (cfg_.broker.no_worker_ms == 0 && workers_.count_serving(r.service) == 0) {
-        log_refusal(client, r, wire::error_code::no_worker);
-        send_client_error(client, r.id, wire::error_code::no_worker, "no worker serves '" + r.service + "' now");
+        refuse(client, r, wire::error_code::no_worker, "no worker serves '" + r.service + "' now");
         return;
     }
     const uint64_t key = next_key_++;
@@ -294,28 +302,26 @@ void broker::client_request(const std::string& client, std::string_view body) {
         msg.append(wire::priority_name(r.prio)).append(" queue of '").append(r.service).append("' is full (")
             .append(std::to_string(r.prio == wire::priority::interactive ? cfg_.broker.queue_interactive : cfg_.broker.queue_batch))
             .append(" waiting); try again later");
-        log_refusal(client, r, wire::error_code::queue_full);
-        send_client_error(client, r.id, wire::error_code::queue_full, msg);
+        refuse(client, r, wire::error_code::queue_full, msg);
         return;
     }
     job j;
     j.key = key;
     j.client = client;
     j.received = broker_clock::now();
-    if (r.deadline_ms > 0) j.deadline = j.received + milliseconds(r.deadline_ms);
+    if (r.deadline_ms > 0) {
+        j.deadline = j.received + milliseconds(r.deadline_ms);
+        next_deadline_ = std::min(next_deadline_, *j.deadline);
+    }
     j.req = std::move(r);
-    const std::string id = j.req.id;
-    const std::string service = j.req.service;
-    by_client_id_[{client, id}] = key;
-    auto [it, inserted] = jobs_.emplace(key, std::move(j));
-    (void)inserted;
+    by_client_id_[{client, j.req.id}] = key;
+    jobs_.emplace(key, std::move(j));
     // Dispatch before answering, so the answer says whether it waits at all.
     dispatch();
-    if (jobs_.find(key) == jobs_.end()) return;  // already ended (its worker could not be reached and no other)
-    const job& jj = jobs_.at(key);
-    wire::accepted a{id, 0, queue_.depth(service)};
-    if (jj.worker.empty()) a.position = queue_.position(service, jj.req.prio, key).value_or(0);
-    spdlog::debug("broker: request {} from {} for {} accepted at position {}", id, peer_name(client), service, a.position);
+    auto it = jobs_.find(key);
+    if (it == jobs_.end()) return;  // already ended (its worker could not be reached and no other)
+    const wire::accepted a = accepted_for(it->second);
+    spdlog::debug("broker: request {} from {} for {} accepted at position {}", a.id, peer_name(client), it->second.req.service, a.position);
     send_client(client, wire::command::accepted, wire::encode(a));
 }
 
@@ -391,6 +397,12 @@ void broker::client_gone(const std::string& client) {
 }
 
 // ------------------------------------------------------------------ jobs
+
+wire::accepted broker::accepted_for(const job& j) const {
+    wire::accepted a{j.req.id, 0, queue_.depth(j.req.service)};
+    if (j.worker.empty()) a.position = queue_.position(j.req.service, j.req.prio, j.key).value_or(0);
+    return a;
+}
 
 broker::job* broker::job_find(const std::string& worker_id, const std::string& id, uint64_t* key_out) {
     if (id.size() <= instance_.size() + 1 || id.compare(0, instance_.size(), instance_) != 0 || id[instance_.size()] != '-')
@@ -484,10 +496,7 @@ void broker::on_worker(const wire::frames& f) {
         env = wire::envelope_parse(f.views(1));
     } catch (const wire::protocol_error& e) {
         spdlog::warn("broker: malformed message from worker {}: {}", peer_name(wid), e.what());
-        wire::error_reply er;
-        er.code = e.code();
-        er.message = e.what();
-        send_worker(wid, wire::command::error, wire::encode(er));
+        send_worker_error(wid, e.code(), e.what());
         return;
     }
     try {
@@ -513,18 +522,12 @@ void broker::on_worker(const wire::frames& f) {
             std::string msg = "command ";
             msg.append(wire::command_name(env.cmd)).append(" is not one a worker sends");
             spdlog::warn("broker: worker {}: {}", w->name, msg);
-            wire::error_reply er;
-            er.code = wire::error_code::bad_request;
-            er.message = msg;
-            send_worker(wid, wire::command::error, wire::encode(er));
+            send_worker_error(wid, wire::error_code::bad_request, msg);
         }
         }
     } catch (const wire::protocol_error& e) {
         spdlog::warn("broker: bad {} from worker {}: {}", wire::command_name(env.cmd), peer_name(wid), e.what());
-        wire::error_reply er;
-        er.code = e.code();
-        er.message = e.what();
-        send_worker(wid, wire::command::error, wire::encode(er));
+        send_worker_error(wid, e.code(), e.what());
     }
 }
 
@@ -653,6 +656,20 @@ void broker::worker_lost(const std::string& wid, const char* why) {
 
 // ------------------------------------------------------------------ timers
 
+void broker::expire_deadlines(broker_clock::time_point now) {
+    std::vector<uint64_t> expired;
+    next_deadline_ = broker_clock::time_point::max();
+    for (const auto& [key, j] : jobs_) {
+        if (j.ended_for_client || !j.deadline) continue;
+        if (now >= *j.deadline) expired.push_back(key);
+        else next_deadline_ = std::min(next_deadline_, *j.deadline);
+    }
+    for (uint64_t key : expired) {
+        auto it = jobs_.find(key);
+        if (it != jobs_.end()) job_fail(it->second, wire::error_code::timeout, "the deadline passed");
+    }
+}
+
 void broker::tick() {
     const auto now = broker_clock::now();
     next_tick_ = now + hb_;
@@ -663,18 +680,13 @@ void broker::tick() {
     for (const auto& [wid, w] : workers_.all())
         if (!send_worker(wid, wire::command::heartbeat, hb)) unreachable.push_back(wid);
     for (const auto& wid : unreachable) worker_lost(wid, "unreachable");
-    // Deadlines and requests no worker can serve.
-    std::vector<uint64_t> expired, orphaned;
+    expire_deadlines(now);
+    // Requests no worker can serve.
+    std::vector<uint64_t> orphaned;
     for (const auto& [key, j] : jobs_) {
-        if (j.ended_for_client) continue;
-        if (j.deadline && now >= *j.deadline) expired.push_back(key);
-        else if (j.worker.empty() && workers_.count_serving(j.req.service) == 0 &&
-                 now - j.received >= milliseconds(cfg_.broker.no_worker_ms))
+        if (!j.ended_for_client && j.worker.empty() && workers_.count_serving(j.req.service) == 0 &&
+            now - j.received >= milliseconds(cfg_.broker.no_worker_ms))
             orphaned.push_back(key);
-    }
-    for (uint64_t key : expired) {
-        auto it = jobs_.find(key);
-        if (it != jobs_.end()) job_fail(it->second, wire::error_code::timeout, "the deadline passed");
     }
     for (uint64_t key : orphaned) {
         auto it = jobs_.find(key);

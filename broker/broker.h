@@ -54,6 +54,9 @@ private:
 
     // A request that ended before it became a job (refused at the door): its one usage row.
     void log_refusal(const std::string& client, const wire::request& r, wire::error_code code);
+    // log_refusal + the ERROR to the client.
+    void refuse(const std::string& client, const wire::request& r, wire::error_code code, const std::string& message);
+    wire::accepted accepted_for(const job& j) const;  // its place in line now (0: running)
     // The usage row of a job that ends now with `status`; token non-zero holds a FINAL until committed.
     void log_job(const job& j, const std::string& status, uint64_t token, const wire::final_reply* fin);
     void on_committed();
@@ -75,6 +78,7 @@ private:
     void dispatch();
     bool dispatch_one(job& j, worker_entry& w);
     void tick();                               // heartbeats, liveness, deadlines, no_worker
+    void expire_deadlines(broker_clock::time_point now);  // fails what is past its deadline; sets next_deadline_
     // Ends a job: ERROR to the client (unless it already has one), CANCEL to its worker if running.
     void job_fail(job& j, wire::error_code code, const std::string& message);
     void job_erase(uint64_t key);
@@ -82,6 +86,7 @@ private:
 
     bool send_client(const std::string& client, wire::command c, const std::string& body);
     bool send_worker(const std::string& wid, wire::command c, const std::string& body);
+    void send_worker_error(const std::string& wid, wire::error_code code, const std::string& message);
     void send_client_error(const std::string& client, const std::string& id, wire::error_code code, const std::string& message);
     void client_gone(const std::string& client);
     std::string job_wire_id(uint64_t key) const;
@@ -98,6 +103,7 @@ private:
     uint64_t served_ = 0;                      // FINALs delivered
     broker_clock::time_point started_;
     broker_clock::time_point next_tick_;
+    broker_clock::time_point next_deadline_ = broker_clock::time_point::max();  // earliest deadline of a live job (max: none)
     std::chrono::milliseconds hb_;             // heartbeat interval
     wire::decode_limits limits_;
     int64_t wall_offset_us_ = 0;               // system_clock - steady_clock at start, for row timestamps

@@ -207,7 +207,7 @@ log_result log_run(const fs::path& parent, double rate, int window, double warmu
     uint64_t in_flight = 0, submitted = 0, committed = 0;
 
     auto collect = [&](bench_clock::time_point now) {
-        for (uint64_t token : log.committed()) {
+        for (uint64_t token : log.drain().committed) {
             --in_flight;
             const auto at = sent[token - 1];
             if (at >= measure_from && at < end) lat.push_back(std::chrono::duration<double, std::micro>(now - at).count());

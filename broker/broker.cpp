@@ -69,7 +69,8 @@ broker::broker(const config& cfg, zmq::context_t& zctx)
       started_(broker_clock::now()),
       hb_(cfg.broker.heartbeat_ms) {
     // Room for the largest request we answer too_large rather than drop the connection over.
-    const int64_t max_msg = std::max<int64_t>(wire::default_max_message_bytes, 2ll * cfg.broker.max_request_bytes + 4096);
+    const int64_t max_msg = std::max<int64_t>({wire::default_max_message_bytes, 2ll * cfg.broker.max_request_bytes + 4096,
+                                               int64_t{cfg.broker.max_batch_bytes} + 4096});
     for (zmq::socket_t* s : {&front_, &back_}) {
         wire::socket_setup(*s, max_msg);
         // Sends to a peer that is gone fail (EHOSTUNREACH) instead of vanishing silently, and a
@@ -78,6 +79,8 @@ broker::broker(const config& cfg, zmq::context_t& zctx)
         s->set(zmq::sockopt::router_handover, 1);
     }
     limits_.max_body_bytes = static_cast<size_t>(max_msg);
+    batch_limits_ = limits_;
+    batch_limits_.max_array = std::max<size_t>(limits_.max_array, cfg.broker.max_batch_jobs);
     if (ipc_endpoint_served(zctx, cfg.broker.client_endpoint))
         throw std::runtime_error("another hearth-broker is already serving " + cfg.broker.client_endpoint);
     config_prepare_endpoint(cfg.broker.client_endpoint);
@@ -87,8 +90,12 @@ broker::broker(const config& cfg, zmq::context_t& zctx)
     next_tick_ = broker_clock::now() + hb_;
     wall_offset_us_ = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count() -
                       std::chrono::duration_cast<std::chrono::microseconds>(broker_clock::now().time_since_epoch()).count();
-    if (cfg.broker.usage_db != "off") log_ = std::make_unique<usage_log>(cfg.broker.usage_db, zctx);
-    else spdlog::warn("broker: usage_db = \"off\": no usage log, no audit trail");
+    if (cfg.broker.usage_db != "off") {
+        log_ = std::make_unique<usage_log>(cfg.broker.usage_db, zctx);
+        batch_restore(log_->take_unfinished());
+    } else {
+        spdlog::warn("broker: usage_db = \"off\": no usage log, no audit trail, no batches");
+    }
 }
 
 std::string broker::client_endpoint() const { return last_endpoint(front_); }
@@ -108,7 +115,7 @@ void broker::run(const std::atomic<bool>& stop) {
         const auto wait = std::max<milliseconds>(milliseconds(0), std::chrono::ceil<milliseconds>(wake - now));
         items[0].revents = items[1].revents = items[2].revents = 0;
         wire::poll_interruptible(items, log_ ? 3 : 2, std::min(wait, milliseconds(100)));
-        if (items[2].revents & ZMQ_POLLIN) on_committed();
+        if (items[2].revents & ZMQ_POLLIN) on_log_events();
         // Bounded batches per socket so that neither side can starve the other; a socket poll
         // did not flag is not asked (each failed receive is a system call or two).
         if (items[1].revents & ZMQ_POLLIN)
@@ -128,7 +135,7 @@ void broker::run(const std::atomic<bool>& stop) {
     while (log_ && !held_.empty() && broker_clock::now() < until) {
         zmq::pollitem_t li{log_->notify_socket().handle(), 0, ZMQ_POLLIN, 0};
         wire::poll_interruptible(&li, 1, milliseconds(50));
-        on_committed();
+        on_log_events();
     }
     spdlog::info("broker: stopped ({} requests served, {} usage rows written)", served_, log_ ? log_->rows_written() : 0);
 }
@@ -174,11 +181,15 @@ int64_t broker::wall_us(broker_clock::time_point t) const {
     return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count() + wall_offset_us_;
 }
 
-void broker::log_refusal(const std::string& client, const wire::request& r, wire::error_code code) {
+std::string broker::identity_of(const std::string& client) const {
     (void)client;  // identities are key names once keys exist; local connections are "local"
+    return "local";
+}
+
+void broker::log_refusal(const std::string& client, const wire::request& r, wire::error_code code) {
     usage_row row;
     row.request_id = r.id;
-    row.client = "local";
+    row.client = identity_of(client);
     row.service = r.service;
     row.priority = std::string(wire::priority_name(r.prio));
     row.received_us = row.finished_us = wall_us(broker_clock::now());
@@ -191,10 +202,11 @@ void broker::refuse(const std::string& client, const wire::request& r, wire::err
     send_client_error(client, r.id, code, message);
 }
 
-void broker::log_job(const job& j, const std::string& status, uint64_t token, const wire::final_reply* fin) {
+void broker::log_job(const job& j, const std::string& status, uint64_t token, const wire::final_reply* fin,
+                     const std::string& message) {
     usage_row row;
-    row.request_id = j.req.id;
-    row.client = "local";
+    row.request_id = j.batch.empty() ? j.req.id : j.batch + "/" + j.req.id;
+    row.client = j.owner;
     row.service = j.req.service;
     row.priority = std::string(wire::priority_name(j.req.prio));
     if (fin) {
@@ -216,17 +228,42 @@ void broker::log_job(const job& j, const std::string& status, uint64_t token, co
     if (j.first_token) row.first_token_us = wall_us(*j.first_token);
     row.finished_us = wall_us(broker_clock::now());
     row.status = status;
-    if (log_) log_->submit(std::move(row), token);
+    if (!log_) return;
+    // A batch job cancelled with its batch has its state already (cancelled); any other end is
+    // its result, committed with the row.
+    if (j.batch.empty() || status == "cancelled") {
+        log_->submit(std::move(row), token);
+        return;
+    }
+    job_outcome o;
+    o.batch_id = j.batch;
+    o.idx = j.batch_idx;
+    o.state = status == "ok" ? "done" : "failed";
+    o.text = fin ? fin->text : j.delivered;
+    if (o.state == "failed") {
+        o.error_code = status;
+        o.error_message = message;
+    }
+    o.finished_us = row.finished_us;
+    log_->submit(std::move(row), std::move(o), token);
 }
 
-void broker::on_committed() {
+void broker::on_log_events() {
     if (!log_) return;
-    for (uint64_t key : log_->committed()) {
+    log_events ev = log_->drain();
+    for (uint64_t key : ev.committed) {
         auto it = held_.find(key);
         if (it == held_.end()) continue;
         held_final h = std::move(it->second);
         held_.erase(it);
         send_client(h.client, wire::command::final, h.body);
+    }
+    for (const log_answer& a : ev.answers) {
+        auto it = log_calls_.find(a.token);
+        if (it == log_calls_.end()) continue;
+        auto then = std::move(it->second);
+        log_calls_.erase(it);
+        then(a);
     }
 }
 
@@ -248,6 +285,7 @@ void broker::on_client(const wire::frames& f) {
         case wire::command::cancel: client_cancel(client, env.body); break;
         case wire::command::status: client_status(client); break;
         case wire::command::heartbeat: client_heartbeat(client, env.body); break;
+        case wire::command::batch: client_batch(client, env.body); break;
         default: {
             std::string msg = "command ";
             msg.append(wire::command_name(env.cmd));
@@ -308,6 +346,7 @@ void broker::client_request(const std::string& client, std::string_view body) {
     job j;
     j.key = key;
     j.client = client;
+    j.owner = identity_of(client);
     j.received = broker_clock::now();
     if (r.deadline_ms > 0) {
         j.deadline = j.received + milliseconds(r.deadline_ms);
@@ -358,6 +397,7 @@ void broker::client_status(const std::string& client) {
         ss.name = name;
         ss.interactive = queue_.depth(name, wire::priority::interactive);
         ss.batch = queue_.depth(name, wire::priority::batch);
+        if (auto b = backlog_.find(name); b != backlog_.end()) ss.batch += static_cast<uint32_t>(b->second.size());
         ss.workers = workers_.count_serving(name);
         s.services.push_back(ss);
     }
@@ -427,8 +467,10 @@ void broker::job_erase(uint64_t key) {
     } else {
         queue_.remove(j.req.service, j.req.prio, key);
     }
-    auto m = by_client_id_.find({j.client, j.req.id});
-    if (m != by_client_id_.end() && m->second == key) by_client_id_.erase(m);  // the client may have reused the id
+    if (j.batch.empty()) {
+        auto m = by_client_id_.find({j.client, j.req.id});
+        if (m != by_client_id_.end() && m->second == key) by_client_id_.erase(m);  // the client may have reused the id
+    }
     jobs_.erase(it);
 }
 
@@ -436,10 +478,12 @@ void broker::job_fail(job& j, wire::error_code code, const std::string& message)
     const uint64_t key = j.key;
     if (!j.ended_for_client) {
         j.ended_for_client = true;
-        log_job(j, std::string(wire::error_code_name(code)), 0, nullptr);
-        send_client_error(j.client, j.req.id, code, message);
-        // send_client may have ended the job already (client gone).
-        if (jobs_.find(key) == jobs_.end()) return;
+        log_job(j, std::string(wire::error_code_name(code)), 0, nullptr, message);
+        if (j.batch.empty()) {
+            send_client_error(j.client, j.req.id, code, message);
+            // send_client may have ended the job already (client gone).
+            if (jobs_.find(key) == jobs_.end()) return;
+        }
     }
     if (j.worker.empty()) {
         job_erase(key);
@@ -448,12 +492,14 @@ void broker::job_fail(job& j, wire::error_code code, const std::string& message)
     // Running: the worker must stop; its slot stays counted until it says it did (or dies).
     wire::cancel c{job_wire_id(key), code == wire::error_code::timeout ? "timeout" : "cancelled"};
     if (!send_worker(j.worker, wire::command::cancel, wire::encode(c))) job_erase(key);
-    else by_client_id_.erase({j.client, j.req.id});  // the client may reuse the id at once
+    else if (j.batch.empty()) by_client_id_.erase({j.client, j.req.id});  // the client may reuse the id at once
 }
 
 void broker::dispatch() {
     std::vector<std::string> services;
     queue_.for_each_waiting([&](const std::string& s) { services.push_back(s); });
+    for (const auto& [service, jobs] : backlog_)
+        if (!jobs.empty() && std::find(services.begin(), services.end(), service) == services.end()) services.push_back(service);
     for (const auto& service : services) {
         while (auto key = queue_.peek(service)) {
             worker_entry* w = workers_.pick(service);
@@ -467,6 +513,8 @@ void broker::dispatch() {
                 worker_lost(wid, "unreachable");
             }
         }
+        // Batch jobs only get slots no queued request wants.
+        if (!queue_.peek(service)) backlog_dispatch(service);
     }
 }
 
@@ -599,6 +647,12 @@ void broker::worker_final(worker_entry& w, std::string_view body) {
         fr.use.worker = w.name;
         if (fr.use.model.empty()) fr.use.model = w.model;
         ++served_;
+        if (!j->batch.empty()) {
+            // A batch job's result is recorded with its row; nobody waits on a socket for it.
+            log_job(*j, "ok", 0, &fr);
+            job_erase(key);
+            return;
+        }
         // The FINAL waits for its usage row's commit (group commit keeps that short).
         log_job(*j, "ok", key, &fr);
         const std::string client = j->client;
@@ -622,10 +676,10 @@ void broker::worker_error(worker_entry& w, std::string_view body) {
     if (!j->ended_for_client) {
         e.id = j->req.id;
         const std::string client = j->client;
-        log_job(*j, std::string(wire::error_code_name(e.code)), 0, nullptr);
+        log_job(*j, std::string(wire::error_code_name(e.code)), 0, nullptr, e.message);
         j->ended_for_client = true;
         job_erase(key);
-        send_client(client, wire::command::error, wire::encode(e));
+        if (!client.empty()) send_client(client, wire::command::error, wire::encode(e));
         return;
     }
     job_erase(key);
@@ -644,7 +698,8 @@ void broker::worker_lost(const std::string& wid, const char* why) {
         j.worker.clear();
         if (j.ended_for_client) {
             job_erase(key);
-        } else if (j.attempts < 2 && workers_.count_serving(j.req.service) > 0) {
+        } else if (j.attempts < 2 && (!j.batch.empty() || workers_.count_serving(j.req.service) > 0)) {
+            // (A batch job waits for a worker however long it takes.)
             spdlog::info("broker: request {} re-dispatched after its worker was lost ({} chars already delivered)", j.req.id, j.delivered.size());
             queue_.push_front(j.req.service, j.req.prio, key);
         } else {
@@ -684,7 +739,7 @@ void broker::tick() {
     // Requests no worker can serve.
     std::vector<uint64_t> orphaned;
     for (const auto& [key, j] : jobs_) {
-        if (!j.ended_for_client && j.worker.empty() && workers_.count_serving(j.req.service) == 0 &&
+        if (!j.ended_for_client && j.batch.empty() && j.worker.empty() && workers_.count_serving(j.req.service) == 0 &&
             now - j.received >= milliseconds(cfg_.broker.no_worker_ms))
             orphaned.push_back(key);
     }

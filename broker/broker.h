@@ -2,10 +2,13 @@
 // queues requests per service (interactive before batch), dispatches them to workers with a free
 // slot, relays the streamed replies, watches heartbeats, re-dispatches the work of a dead worker
 // once, and enforces cancellation and deadlines. Nothing in the loop blocks: sends never wait
-// (a peer that cannot take a message is treated as gone) and there is no disk I/O.
+// (a peer that cannot take a message is treated as gone) and there is no disk I/O. Batches
+// (broker-batch.cpp) are stored by the usage log's writer thread before they are acknowledged and
+// feed their jobs in whenever a worker has a slot that no queued request wants.
 #pragma once
 
 #include "config.h"
+#include "protocol-batch.h"
 #include "protocol.h"
 #include "request-queue.h"
 #include "transport.h"
@@ -17,6 +20,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -50,6 +55,17 @@ private:
         int32_t delivered_tokens = 0;
         size_t resumed_chars = 0;              // of `delivered`, what came before the last dispatch
         bool ended_for_client = false;         // client already has its ERROR (cancel/timeout); the worker still has to stop
+        std::string batch;                     // a batch job: its batch id (client is then empty), else ""
+        int64_t batch_idx = -1;                // a batch job: its index in the batch
+        std::string owner;                     // the identity it is logged under (batch jobs: the batch's owner)
+    };
+
+    // A batch job not yet taken into jobs_ (waits until a worker has a slot nothing else wants).
+    struct backlog_job {
+        std::string batch;                     // batch id
+        int64_t idx = 0;                       // index in the batch
+        std::string owner;                     // who submitted the batch
+        wire::request req;                     // the job (id = its job id)
     };
 
     // A request that ended before it became a job (refused at the door): its one usage row.
@@ -58,8 +74,12 @@ private:
     void refuse(const std::string& client, const wire::request& r, wire::error_code code, const std::string& message);
     wire::accepted accepted_for(const job& j) const;  // its place in line now (0: running)
     // The usage row of a job that ends now with `status`; token non-zero holds a FINAL until committed.
-    void log_job(const job& j, const std::string& status, uint64_t token, const wire::final_reply* fin);
-    void on_committed();
+    // A batch job's row carries its result too (unless it was cancelled with its batch).
+    void log_job(const job& j, const std::string& status, uint64_t token, const wire::final_reply* fin,
+                 const std::string& message = "");
+    void on_log_events();                      // commits (held FINALs go out) and answered tasks
+    // Who a client connection is in the usage log and for batch ownership ("local" until keys exist).
+    std::string identity_of(const std::string& client) const;
     int64_t wall_us(broker_clock::time_point t) const;
 
     void on_client(const wire::frames& f);
@@ -68,6 +88,17 @@ private:
     void client_cancel(const std::string& client, std::string_view body);
     void client_heartbeat(const std::string& client, std::string_view body);
     void client_status(const std::string& client);
+    // broker-batch.cpp
+    void client_batch(const std::string& client, std::string_view body);
+    void batch_submit(const std::string& client, wire::batch_call c);
+    void batch_query(const std::string& client, const wire::batch_call& c);
+    void batch_forget(const std::string& batch);  // drops a cancelled batch's backlog and running jobs
+    void batch_restore(std::vector<pending_job> pending);  // what a previous broker left unfinished
+    uint32_t batch_running(const std::string& batch) const;
+    // Runs task on the writer thread; `then` runs on the loop once it is done.
+    void log_call(log_task task, std::function<void(const log_answer&)> then);
+    // Moves backlog jobs of a service into jobs_ and onto workers while one has a free slot.
+    void backlog_dispatch(const std::string& service);
     void worker_ready(const std::string& wid, std::string_view body);
     void worker_heartbeat(worker_entry& w, std::string_view body);
     void worker_partial(worker_entry& w, std::string_view body);
@@ -113,6 +144,9 @@ private:
         std::string body;                      // the encoded FINAL
     };
     std::unordered_map<uint64_t, held_final> held_;  // FINALs waiting for their usage row's commit, by job key
+    std::unordered_map<uint64_t, std::function<void(const log_answer&)>> log_calls_;  // writer tasks in flight, by token
+    std::map<std::string, std::deque<backlog_job>> backlog_;  // batch jobs waiting, by service
+    wire::decode_limits batch_limits_;         // for BATCH bodies: a submit holds many jobs
 };
 
 }  // namespace hearth

@@ -3,12 +3,24 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cstring>
 
 namespace hearth {
+
+namespace {
+
+// Notify messages, one frame each: 'c' + committed tokens (uint64 each), or 'a' + token + ok
+// byte + error text for a task's answer.
+constexpr char kCommitted = 'c';
+constexpr char kAnswer = 'a';
+
+}  // namespace
 
 usage_log::usage_log(const std::string& db_path, zmq::context_t& zctx)
     : path_(db_path),
       db_(std::make_unique<usage_db>(db_path, true)),
+      batches_(std::make_unique<batch_store>(*db_)),
+      unfinished_(batches_->unfinished()),
       notify_endpoint_("inproc://hearth-usage-log-" + std::to_string(reinterpret_cast<uintptr_t>(this))),
       zctx_(zctx),
       notify_in_(zctx, zmq::socket_type::pair) {
@@ -30,21 +42,66 @@ usage_log::~usage_log() {
 void usage_log::submit(usage_row row, uint64_t token) {
     {
         std::lock_guard<std::mutex> lock(mu_);
-        queue_rows_.push_back(std::move(row));
-        queue_tokens_.push_back(token);
+        queue_.push_back(item{std::move(row), std::nullopt, nullptr, token});
     }
     cv_.notify_one();
 }
 
-std::vector<uint64_t> usage_log::committed() {
-    std::vector<uint64_t> out;
+void usage_log::submit(usage_row row, job_outcome outcome, uint64_t token) {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        queue_.push_back(item{std::move(row), std::move(outcome), nullptr, token});
+    }
+    cv_.notify_one();
+}
+
+void usage_log::run(log_task task, uint64_t token) {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        queue_.push_back(item{usage_row{}, std::nullopt, std::move(task), token});
+    }
+    cv_.notify_one();
+}
+
+log_events usage_log::drain() {
+    log_events ev;
     zmq::message_t m;
     while (notify_in_.recv(m, zmq::recv_flags::dontwait)) {
-        const size_t n = m.size() / sizeof(uint64_t);
-        const auto* p = static_cast<const uint64_t*>(m.data());
-        out.insert(out.end(), p, p + n);
+        const char* p = static_cast<const char*>(m.data());
+        if (m.size() < 1) continue;
+        if (p[0] == kCommitted) {
+            const size_t n = (m.size() - 1) / sizeof(uint64_t);
+            for (size_t i = 0; i < n; ++i) {
+                uint64_t t = 0;
+                std::memcpy(&t, p + 1 + i * sizeof t, sizeof t);
+                ev.committed.push_back(t);
+            }
+        } else if (p[0] == kAnswer && m.size() >= 2 + sizeof(uint64_t)) {
+            log_answer a;
+            std::memcpy(&a.token, p + 1, sizeof a.token);
+            a.ok = p[1 + sizeof a.token] != 0;
+            a.error.assign(p + 2 + sizeof a.token, m.size() - 2 - sizeof a.token);
+            ev.answers.push_back(std::move(a));
+        }
     }
-    return out;
+    return ev;
+}
+
+bool usage_log::rows_write(std::vector<usage_row>& rows, const std::vector<job_outcome>& outcomes) {
+    for (int attempt = 0;; ++attempt) {
+        try {
+            if (outcomes.empty()) db_->append(rows);
+            else batches_->record_results(outcomes, rows);
+            rows_written_ += rows.size();
+            return true;
+        } catch (const std::exception& e) {
+            // Disk full or a locked file: keep the rows and retry; replies wait meanwhile.
+            spdlog::error("usage log {}: {} (attempt {}; retrying)", path_, e.what(), attempt + 1);
+            std::this_thread::sleep_for(std::chrono::milliseconds(std::min(1000, 50 << std::min(attempt, 4))));
+            std::lock_guard<std::mutex> lock(mu_);
+            if (stop_ && attempt >= 3) return false;
+        }
+    }
 }
 
 void usage_log::writer_loop() {
@@ -52,41 +109,58 @@ void usage_log::writer_loop() {
     out.set(zmq::sockopt::linger, 0);
     out.set(zmq::sockopt::sndhwm, 0);
     out.connect(notify_endpoint_);
+    std::vector<item> items;
     std::vector<usage_row> rows;
+    std::vector<job_outcome> outcomes;
     std::vector<uint64_t> tokens;
+    std::string msg;
+    // Commits the rows gathered so far (one transaction: the group commit) and reports them.
+    auto flush = [&] {
+        if (rows.empty()) return;
+        // A FINAL goes out only for a row that is on disk: unwritten ones stay held (the client
+        // resubmits or times out) rather than answered without their record.
+        const bool written = rows_write(rows, outcomes);
+        if (!written) spdlog::error("usage log {}: {} rows could not be written at shutdown", path_, rows.size());
+        msg.assign(1, kCommitted);
+        for (uint64_t t : tokens)
+            if (t && written) msg.append(reinterpret_cast<const char*>(&t), sizeof t);
+        if (msg.size() > 1) out.send(zmq::buffer(msg), zmq::send_flags::none);
+        rows.clear();
+        outcomes.clear();
+        tokens.clear();
+    };
     for (;;) {
         {
             std::unique_lock<std::mutex> lock(mu_);
-            cv_.wait(lock, [&] { return stop_ || !queue_rows_.empty(); });
-            if (queue_rows_.empty() && stop_) break;
-            // Everything queued goes in one transaction: a group commit.
-            rows.swap(queue_rows_);
-            tokens.swap(queue_tokens_);
+            cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+            if (queue_.empty() && stop_) break;
+            items.swap(queue_);
         }
-        bool written = false;
-        for (int attempt = 0;; ++attempt) {
-            try {
-                db_->append(rows);
-                rows_written_ += rows.size();
-                written = true;
-                break;
-            } catch (const std::exception& e) {
-                // Disk full or a locked file: keep the rows and retry; replies wait meanwhile.
-                spdlog::error("usage log {}: {} (attempt {}; retrying)", path_, e.what(), attempt + 1);
-                std::this_thread::sleep_for(std::chrono::milliseconds(std::min(1000, 50 << std::min(attempt, 4))));
-                std::lock_guard<std::mutex> lock(mu_);
-                if (stop_ && attempt >= 3) break;
+        for (item& it : items) {
+            if (!it.task) {
+                rows.push_back(std::move(it.row));
+                if (it.outcome) outcomes.push_back(std::move(*it.outcome));
+                tokens.push_back(it.token);
+                continue;
             }
+            flush();  // a task sees everything handed over before it
+            log_answer a;
+            try {
+                it.task(*batches_);
+                a.ok = true;
+            } catch (const std::exception& e) {
+                a.error = e.what();
+                spdlog::error("usage log {}: batch task failed: {}", path_, a.error);
+            }
+            if (!it.token) continue;
+            msg.assign(1, kAnswer);
+            msg.append(reinterpret_cast<const char*>(&it.token), sizeof it.token);
+            msg.push_back(a.ok ? 1 : 0);
+            msg.append(a.error);
+            out.send(zmq::buffer(msg), zmq::send_flags::none);
         }
-        // A FINAL goes out only for a row that is on disk: unwritten ones stay held (the client
-        // resubmits or times out) rather than answered without their record.
-        if (!written) spdlog::error("usage log {}: {} rows could not be written at shutdown", path_, rows.size());
-        std::vector<uint64_t> done;
-        for (uint64_t t : tokens)
-            if (t && written) done.push_back(t);
-        if (!done.empty()) out.send(zmq::buffer(done.data(), done.size() * sizeof(uint64_t)), zmq::send_flags::none);
-        rows.clear();
-        tokens.clear();
+        flush();
+        items.clear();
     }
 }
 

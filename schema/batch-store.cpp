@@ -151,15 +151,17 @@ std::optional<batch_status> batch_store::status(const std::string& batch_id) {
     return s;
 }
 
-std::optional<std::vector<job_result>> batch_store::results(const std::string& batch_id) {
+std::optional<std::vector<job_result>> batch_store::results(const std::string& batch_id, int64_t from, int64_t limit) {
     sqlite3* db = db_.handle();
     // One read snapshot, so the existence check and the rows agree.
     transaction snapshot(db, path_, false);  // never committed: a read, rolled back at the end
     if (!batch_exists(db, path_, batch_id)) return std::nullopt;
     statement st(db, path_,
                  "SELECT idx, job_id, state, text, error_code, error_message, finished_us"
-                 " FROM batch_jobs WHERE batch_id = ? ORDER BY idx");
+                 " FROM batch_jobs WHERE batch_id = ? AND idx >= ? ORDER BY idx LIMIT ?");
     st.bind(1, batch_id);
+    st.bind(2, from);
+    st.bind(3, limit);
     std::vector<job_result> out;
     while (st.step()) {
         job_result r;

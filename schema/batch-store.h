@@ -88,8 +88,9 @@ public:
     // Counts by state; nullopt for an unknown batch id.
     std::optional<batch_status> status(const std::string& batch_id);
 
-    // Every job in idx order (queued ones included, with empty results); nullopt when unknown.
-    std::optional<std::vector<job_result>> results(const std::string& batch_id);
+    // Jobs in idx order from idx `from`, at most `limit` of them (< 0: all), queued ones included
+    // with empty results; nullopt when the batch is unknown.
+    std::optional<std::vector<job_result>> results(const std::string& batch_id, int64_t from = 0, int64_t limit = -1);
 
     // Marks the batch cancelled and its queued jobs cancelled (finished_us = now_us); returns how
     // many jobs that stopped, nullopt when unknown. A job already running gets no result: its

@@ -104,7 +104,7 @@ constexpr uint64_t kMaxDayMs = 86400000;  // a day: longer waits are surely a mi
 const std::vector<std::string> kLogLevels = {"trace", "debug", "info", "warn", "error", "off"};
 const std::vector<std::string> kTopKeys = {"log_level", "runtime_dir", "state_dir", "broker", "worker", "client"};
 const std::vector<std::string> kBrokerKeys = {"client_endpoint", "worker_endpoint", "queue_interactive",
-                                              "queue_batch",     "max_request_bytes", "heartbeat_ms",
+                                              "queue_batch",     "max_request_bytes", "max_batch_jobs", "max_batch_bytes", "heartbeat_ms",
                                               "liveness",        "no_worker_ms",    "services",
                                               "usage_db"};
 const std::vector<std::string> kWorkerKeys = {"broker_endpoint", "model",      "name",
@@ -337,6 +337,8 @@ void read_broker(config_reader& r, const toml::table& t, broker_config& b) {
         else if (key == "queue_interactive") assign(b.queue_interactive, r.read_uint(v, q, 1, 1000000));
         else if (key == "queue_batch") assign(b.queue_batch, r.read_uint(v, q, 1, 1000000));
         else if (key == "max_request_bytes") assign(b.max_request_bytes, r.read_uint(v, q, 1024, 15u << 20));
+        else if (key == "max_batch_jobs") assign(b.max_batch_jobs, r.read_uint(v, q, 1, 1000000));
+        else if (key == "max_batch_bytes") assign(b.max_batch_bytes, r.read_uint(v, q, 1024, 1u << 30));
         else if (key == "heartbeat_ms") assign(b.heartbeat_ms, r.read_uint(v, q, 10, 60000));
         else if (key == "liveness") assign(b.liveness, r.read_uint(v, q, 1, 100));
         else if (key == "no_worker_ms") assign(b.no_worker_ms, r.read_uint(v, q, 0, kMaxDayMs));
@@ -563,6 +565,8 @@ std::string config_to_toml(const config& c) {
     put(os, "queued interactive requests per service (1..1000000)", "queue_interactive", b.queue_interactive);
     put(os, "queued batch requests per service (1..1000000)", "queue_batch", b.queue_batch);
     put(os, "larger requests are refused too_large (1024..15728640)", "max_request_bytes", b.max_request_bytes);
+    put(os, "jobs in one batch (1..1000000)", "max_batch_jobs", b.max_batch_jobs);
+    put(os, "larger batch submissions are refused too_large (1024..1073741824)", "max_batch_bytes", b.max_batch_bytes);
     put(os, "heartbeat interval, both ways (10..60000)", "heartbeat_ms", b.heartbeat_ms);
     put(os, "heartbeats missed before a peer is dead (1..100)", "liveness", b.liveness);
     put(os, "fail no_worker after waiting this long for a worker; 0: at once", "no_worker_ms", b.no_worker_ms);

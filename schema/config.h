@@ -24,6 +24,8 @@ struct broker_config {
     uint32_t queue_interactive = 64;      // queued interactive requests per service
     uint32_t queue_batch = 1024;          // queued batch requests per service
     uint32_t max_request_bytes = 1u << 20;  // a REQUEST body larger than this is too_large
+    uint32_t max_batch_jobs = 10000;      // jobs in one batch submission
+    uint32_t max_batch_bytes = 64u << 20; // a BATCH submit body larger than this is too_large
     uint32_t heartbeat_ms = 1000;         // heartbeat interval, both ways
     uint32_t liveness = 3;                // heartbeats missed before a peer is dead
     uint32_t no_worker_ms = 10000;        // a queued request with no worker for its service this long fails no_worker

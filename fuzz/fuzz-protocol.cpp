@@ -6,6 +6,7 @@
 // little-endian length and that many bytes (cut short at the end of the input); the last frame is
 // the rest of the input. The seeds in corpus/protocol/ are one valid message of each kind (and a
 // "hearth/2" one) written this way from bodies made by the codec's encoders.
+#include "protocol-batch.h"
 #include "protocol.h"
 
 #include <cstdint>
@@ -66,6 +67,17 @@ void request_check(std::string_view body) {
     if (again.id != r.id || again.stop != r.stop || again.messages.size() != r.messages.size()) __builtin_trap();
 }
 
+// A batch call likewise: validated, and its jobs survive re-encoding.
+void batch_check(std::string_view body, const w::decode_limits& lim) {
+    const auto c = w::decode_batch_call(body, lim);
+    try {
+        w::batch_call_validate(c);
+    } catch (const w::protocol_error&) {
+    }
+    const auto again = w::decode_batch_call(w::encode(c), lim);
+    if (again.id != c.id || again.jobs.size() != c.jobs.size() || again.batch != c.batch) __builtin_trap();
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -89,6 +101,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     try_decode([&] { g_sink = g_sink + w::decode_disconnect(body).reason.size(); });
     try_decode([&] { g_sink = g_sink + w::decode_status(body).workers.size(); });
     try_decode([&] { w::decode_empty(body); });
+    try_decode([&] { batch_check(body, w::decode_limits{}); });
+    try_decode([&] { g_sink = g_sink + w::decode_batch_reply(body).jobs.size(); });
     // Tight limits reach the limit checks with small inputs.
     w::decode_limits tight;
     tight.max_body_bytes = 512;
@@ -98,5 +112,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     tight.max_depth = 3;
     try_decode([&] { g_sink = g_sink + w::decode_request(body, tight).prompt.size(); });
     try_decode([&] { g_sink = g_sink + w::decode_status(body, tight).services.size(); });
+    try_decode([&] { batch_check(body, tight); });
     return 0;
 }

@@ -286,6 +286,7 @@ void broker::on_client(const wire::frames& f) {
         case wire::command::status: client_status(client); break;
         case wire::command::heartbeat: client_heartbeat(client, env.body); break;
         case wire::command::batch: client_batch(client, env.body); break;
+        case wire::command::audit: client_audit(client, env.body); break;
         default: {
             std::string msg = "command ";
             msg.append(wire::command_name(env.cmd));

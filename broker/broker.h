@@ -8,6 +8,7 @@
 #pragma once
 
 #include "config.h"
+#include "protocol-audit.h"
 #include "protocol-batch.h"
 #include "protocol.h"
 #include "request-queue.h"
@@ -97,6 +98,10 @@ private:
     uint32_t batch_running(const std::string& batch) const;
     // Runs task on the writer thread; `then` runs on the loop once it is done.
     void log_call(log_task task, std::function<void(const log_answer&)> then);
+    // broker-audit.cpp
+    void client_audit(const std::string& client, std::string_view body);
+    // Runs query on the reader thread; `then` runs on the loop once it is done.
+    void log_read(log_query query, std::function<void(const log_answer&)> then);
     // Moves backlog jobs of a service into jobs_ and onto workers while one has a free slot.
     void backlog_dispatch(const std::string& service);
     void worker_ready(const std::string& wid, std::string_view body);

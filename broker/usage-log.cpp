@@ -14,6 +14,34 @@ namespace {
 constexpr char kCommitted = 'c';
 constexpr char kAnswer = 'a';
 
+// Runs one task or query and sends its answer (when someone waits for it).
+template <typename F>
+void answer_send(zmq::socket_t& out, uint64_t token, F&& work, const std::string& path) {
+    bool ok = false;
+    std::string error;
+    try {
+        work();
+        ok = true;
+    } catch (const std::exception& e) {
+        error = e.what();
+        spdlog::error("usage log {}: {}", path, error);
+    }
+    if (!token) return;
+    std::string msg(1, kAnswer);
+    msg.append(reinterpret_cast<const char*>(&token), sizeof token);
+    msg.push_back(ok ? 1 : 0);
+    msg.append(error);
+    out.send(zmq::buffer(msg), zmq::send_flags::none);
+}
+
+zmq::socket_t push_connect(zmq::context_t& zctx, const std::string& endpoint) {
+    zmq::socket_t out(zctx, zmq::socket_type::push);
+    out.set(zmq::sockopt::linger, 0);
+    out.set(zmq::sockopt::sndhwm, 0);
+    out.connect(endpoint);
+    return out;
+}
+
 }  // namespace
 
 usage_log::usage_log(const std::string& db_path, zmq::context_t& zctx)
@@ -23,11 +51,13 @@ usage_log::usage_log(const std::string& db_path, zmq::context_t& zctx)
       unfinished_(batches_->unfinished()),
       notify_endpoint_("inproc://hearth-usage-log-" + std::to_string(reinterpret_cast<uintptr_t>(this))),
       zctx_(zctx),
-      notify_in_(zctx, zmq::socket_type::pair) {
+      notify_in_(zctx, zmq::socket_type::pull),
+      reader_db_(std::make_unique<usage_db>(db_path, false)) {
     notify_in_.set(zmq::sockopt::linger, 0);
     notify_in_.set(zmq::sockopt::rcvhwm, 0);
     notify_in_.bind(notify_endpoint_);
     writer_ = std::thread([this] { writer_loop(); });
+    reader_ = std::thread([this] { reader_loop(); });
 }
 
 usage_log::~usage_log() {
@@ -36,7 +66,9 @@ usage_log::~usage_log() {
         stop_ = true;
     }
     cv_.notify_all();
+    reader_cv_.notify_all();
     if (writer_.joinable()) writer_.join();
+    if (reader_.joinable()) reader_.join();
 }
 
 void usage_log::submit(usage_row row, uint64_t token) {
@@ -61,6 +93,14 @@ void usage_log::run(log_task task, uint64_t token) {
         queue_.push_back(item{usage_row{}, std::nullopt, std::move(task), token});
     }
     cv_.notify_one();
+}
+
+void usage_log::read(log_query query, uint64_t token) {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        reads_.emplace_back(std::move(query), token);
+    }
+    reader_cv_.notify_one();
 }
 
 log_events usage_log::drain() {
@@ -104,11 +144,23 @@ bool usage_log::rows_write(std::vector<usage_row>& rows, const std::vector<job_o
     }
 }
 
+void usage_log::reader_loop() {
+    zmq::socket_t out = push_connect(zctx_, notify_endpoint_);
+    std::vector<std::pair<log_query, uint64_t>> work;
+    for (;;) {
+        {
+            std::unique_lock<std::mutex> lock(mu_);
+            reader_cv_.wait(lock, [&] { return stop_ || !reads_.empty(); });
+            if (stop_) break;  // nobody is left to read an answer
+            work.swap(reads_);
+        }
+        for (auto& [query, token] : work) answer_send(out, token, [&] { query(*reader_db_); }, path_);
+        work.clear();
+    }
+}
+
 void usage_log::writer_loop() {
-    zmq::socket_t out(zctx_, zmq::socket_type::pair);
-    out.set(zmq::sockopt::linger, 0);
-    out.set(zmq::sockopt::sndhwm, 0);
-    out.connect(notify_endpoint_);
+    zmq::socket_t out = push_connect(zctx_, notify_endpoint_);
     std::vector<item> items;
     std::vector<usage_row> rows;
     std::vector<job_outcome> outcomes;
@@ -144,20 +196,7 @@ void usage_log::writer_loop() {
                 continue;
             }
             flush();  // a task sees everything handed over before it
-            log_answer a;
-            try {
-                it.task(*batches_);
-                a.ok = true;
-            } catch (const std::exception& e) {
-                a.error = e.what();
-                spdlog::error("usage log {}: batch task failed: {}", path_, a.error);
-            }
-            if (!it.token) continue;
-            msg.assign(1, kAnswer);
-            msg.append(reinterpret_cast<const char*>(&it.token), sizeof it.token);
-            msg.push_back(a.ok ? 1 : 0);
-            msg.append(a.error);
-            out.send(zmq::buffer(msg), zmq::send_flags::none);
+            answer_send(out, it.token, [&] { it.task(*batches_); }, path_);
         }
         flush();
         items.clear();

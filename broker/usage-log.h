@@ -2,7 +2,9 @@
 // jobs). The broker's loop hands it work and never waits on disk: rows are committed in groups,
 // batch operations run as tasks in the order they were handed over, and the loop learns what is
 // done through an inproc socket it polls, so it can release a request's FINAL only after its row
-// is committed and acknowledge a batch only after it is stored.
+// is committed and acknowledge a batch only after it is stored. A second thread with its own
+// connection answers audit queries, so a long report never holds up a commit (WAL lets it read
+// while the writer writes).
 #pragma once
 
 #include "batch-store.h"
@@ -26,6 +28,8 @@ namespace hearth {
 // Work for the writer thread against the batch tables; what it finds goes wherever the task's
 // captures point (the broker reads it only after the task's answer came back).
 using log_task = std::function<void(batch_store&)>;
+// A read-only query for the reader thread (audit reports).
+using log_query = std::function<void(usage_db&)>;
 
 // The end of a task.
 struct log_answer {
@@ -57,6 +61,9 @@ public:
     // Runs task on the writer thread after everything handed over before it; its answer (token
     // non-zero) comes back in drain().answers.
     void run(log_task task, uint64_t token);
+    // Runs query on the reader thread (its own connection, never behind a commit); its answer
+    // (token non-zero) comes back in drain().answers like a task's.
+    void read(log_query query, uint64_t token);
     // The socket the broker polls: readable when something is done.
     zmq::socket_t& notify_socket() { return notify_in_; }
     // What is done since the last call (reads what the socket holds, never blocks).
@@ -76,6 +83,7 @@ private:
         uint64_t token = 0;                // reported back when done (0: not)
     };
     void writer_loop();
+    void reader_loop();
     // Appends consecutive rows (with their outcomes) in one transaction, retrying on failure;
     // false only when stopping with them still unwritten.
     bool rows_write(std::vector<usage_row>& rows, const std::vector<job_outcome>& outcomes);
@@ -86,13 +94,17 @@ private:
     std::vector<pending_job> unfinished_;  // read at open for the broker
     std::string notify_endpoint_;          // inproc link writer -> broker
     zmq::context_t& zctx_;
-    zmq::socket_t notify_in_;              // broker side (PAIR)
+    zmq::socket_t notify_in_;              // broker side (PULL; the writer and the reader PUSH)
     std::mutex mu_;
     std::condition_variable cv_;
     std::vector<item> queue_;              // guarded by mu_
     bool stop_ = false;                    // guarded by mu_
     std::atomic<uint64_t> rows_written_{0};
+    std::unique_ptr<usage_db> reader_db_;  // the reader thread's connection
+    std::vector<std::pair<log_query, uint64_t>> reads_;  // guarded by mu_: queries not yet run
+    std::condition_variable reader_cv_;    // reads_ has work, or stop_
     std::thread writer_;
+    std::thread reader_;
 };
 
 }  // namespace hearth

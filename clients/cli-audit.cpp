@@ -1,7 +1,9 @@
-// hearth audit: the usage log read straight from its SQLite file (no broker needed): a summary
-// over a time range, `audit verify` (the hash chain) and `audit prune` (retention).
+// hearth audit: the usage log read straight from its SQLite file (no broker needed), or through
+// the broker (AUDIT) when the file is not on this machine: a summary over a time range, `audit
+// verify` (the hash chain) and `audit prune` (retention, on the file only).
 #include "cli.h"
 #include "config.h"
+#include "protocol-audit.h"
 #include "usage-db.h"
 
 #include <sys/stat.h>
@@ -27,6 +29,7 @@ struct audit_options {
     std::string db;                          // --db; empty: <state_dir>/usage.db
     int64_t top = 10;                        // --top N
     bool csv = false;                        // --csv: the per-request rows
+    bool remote = false;                     // --remote: ask the broker even if the file is here
     std::string older_than;                  // prune --older-than
     CLI::App* summary = nullptr;             // `audit`, to tell which of its options were given
     CLI::App* verify = nullptr;              // parsed when `audit verify`
@@ -196,6 +199,48 @@ std::unique_ptr<usage_db> db_open(const std::string& path) {
     }
 }
 
+// The broker answers for the file when asked to, when --endpoint names a broker, or when the
+// file is not on this machine (and --db did not name one).
+bool broker_wanted(const globals& g, const audit_options& o, const std::string& path) {
+    if (o.remote) return true;
+    if (!o.db.empty()) return false;
+    if (!g.endpoint.empty()) return true;
+    struct stat st;
+    return ::stat(path.c_str(), &st) != 0;
+}
+
+// One AUDIT call; prints the failure and returns nullopt when there is no answer. `local_path`:
+// the file that was not found here, named too when the broker does not answer either.
+std::optional<wire::audit_reply> audit_ask(client& c, const globals& g, wire::audit_call call, const std::string& local_path,
+                                           int* exit_out) {
+    const audit_result r = c.audit(std::move(call), static_cast<int>(g.broker_timeout_ms));
+    if (r.ok) return r.reply;
+    if (!r.transport_failed) {
+        *exit_out = error_print(r.error);
+    } else if (!local_path.empty()) {
+        std::fprintf(stderr, "hearth: no usage database at %s, and no broker answers for it: %s\n", local_path.c_str(),
+                     r.transport_message.c_str());
+        *exit_out = exit_failure;
+    } else {
+        *exit_out = transport_error_print(r.transport_message);
+    }
+    return std::nullopt;
+}
+
+// The file audit_ask names when the broker was asked only because it is missing here.
+std::string missing_file(const globals& g, const audit_options& o, const std::string& path) {
+    return o.remote || !g.endpoint.empty() ? std::string() : path;
+}
+
+// The numbers of a summary, from either source.
+struct summary_data {
+    std::string db;                          // the file they come from (on the broker's machine when remote)
+    std::vector<usage_group> by_client;      // one group per client, by name
+    std::vector<usage_group> by_service;     // one per service
+    std::vector<usage_group> by_day;         // one per UTC day
+    std::vector<usage_row> slowest;          // slowest requests first, up to --top
+};
+
 std::string json_dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
 
 nlohmann::json group_json(const usage_group& u) {
@@ -233,9 +278,10 @@ std::string csv_field(const std::string& s) {
 
 std::string time_or_empty(int64_t us) { return us ? iso_time(us) : std::string(); }
 
-void csv_print(const std::vector<usage_row>& rows) {
-    std::printf("seq,request_id,client,service,priority,model,worker,received,started,first_token,finished,total_ms,"
-                "prompt_tokens,completion_tokens,status,filter_verdict,filter_rule\n");
+void csv_rows_print(const std::vector<usage_row>& rows, bool header) {
+    if (header)
+        std::printf("seq,request_id,client,service,priority,model,worker,received,started,first_token,finished,total_ms,"
+                    "prompt_tokens,completion_tokens,status,filter_verdict,filter_rule\n");
     for (const usage_row& r : rows) {
         const std::vector<std::string> f = {std::to_string(r.seq), csv_field(r.request_id), csv_field(r.client), csv_field(r.service),
                                             csv_field(r.priority), csv_field(r.model), csv_field(r.worker), time_or_empty(r.received_us),
@@ -266,18 +312,49 @@ int summary_run(const globals& g, const audit_options& o) {
     const int64_t from = o.since.empty() ? now - 7 * 86400 * us_per_s : when_parse("--since", o.since, now);
     const int64_t to = o.until.empty() ? no_end : when_parse("--until", o.until, now);
     if (from >= to) throw usage_error("audit: --since must be before --until");
-    const std::string path = db_path_of(g, o);
-    std::unique_ptr<usage_db> db = db_open(path);
-    if (!db) return exit_failure;
-
-    if (o.csv) {
-        csv_print(db->rows(from, to));
-        return exit_ok;
+    const std::string local_path = o.remote && o.db.empty() ? std::string() : db_path_of(g, o);
+    summary_data d;
+    if (broker_wanted(g, o, local_path)) {
+        client c(client_options_make(g));
+        int code = exit_ok;
+        wire::audit_call call;
+        call.from_us = from;
+        call.to_us = to;
+        if (o.csv) {
+            // Page by page, each after the last row of the one before.
+            call.op = wire::audit_op::rows;
+            for (bool more = true; more;) {
+                auto r = audit_ask(c, g, call, missing_file(g, o, local_path), &code);
+                if (!r) return code;
+                csv_rows_print(r->rows, call.after_seq == 0 && call.after_finished_us == std::numeric_limits<int64_t>::min());
+                more = r->more && !r->rows.empty();
+                if (more) {
+                    call.after_finished_us = r->rows.back().finished_us;
+                    call.after_seq = r->rows.back().seq;
+                }
+            }
+            return exit_ok;
+        }
+        call.op = wire::audit_op::summary;
+        call.top = static_cast<uint32_t>(std::min<int64_t>(o.top, 1000));
+        auto r = audit_ask(c, g, call, missing_file(g, o, local_path), &code);
+        if (!r) return code;
+        d = {r->db, std::move(r->by_client), std::move(r->by_service), std::move(r->by_day), std::move(r->slowest)};
+    } else {
+        std::unique_ptr<usage_db> db = db_open(local_path);
+        if (!db) return exit_failure;
+        if (o.csv) {
+            csv_rows_print(db->rows(from, to), true);
+            return exit_ok;
+        }
+        d = {local_path, db->summary(from, to, "client"), db->summary(from, to, "service"), db->summary(from, to, "day"),
+             db->slowest(from, to, o.top)};
     }
-    const std::vector<usage_group> by_client = db->summary(from, to, "client");
-    const std::vector<usage_group> by_service = db->summary(from, to, "service");
-    const std::vector<usage_group> by_day = db->summary(from, to, "day");
-    const std::vector<usage_row> slow = db->slowest(from, to, o.top);
+    const std::string& path = d.db;
+    const std::vector<usage_group>& by_client = d.by_client;
+    const std::vector<usage_group>& by_service = d.by_service;
+    const std::vector<usage_group>& by_day = d.by_day;
+    const std::vector<usage_row>& slow = d.slowest;
     usage_group total;
     total.key = "total";
     for (const usage_group& u : by_client) {
@@ -353,10 +430,22 @@ nlohmann::json verify_json(const usage_verify_result& v) {
 }
 
 int verify_run(const globals& g, const audit_options& o) {
-    const std::string path = db_path_of(g, o);
-    std::unique_ptr<usage_db> db = db_open(path);
-    if (!db) return exit_failure;
-    const usage_verify_result v = db->verify();
+    std::string path = o.remote && o.db.empty() ? std::string() : db_path_of(g, o);
+    usage_verify_result v;
+    if (broker_wanted(g, o, path)) {
+        client c(client_options_make(g));
+        int code = exit_ok;
+        wire::audit_call call;
+        call.op = wire::audit_op::verify;
+        auto r = audit_ask(c, g, call, missing_file(g, o, path), &code);
+        if (!r) return code;
+        path = r->db;
+        v = r->verify;
+    } else {
+        std::unique_ptr<usage_db> db = db_open(path);
+        if (!db) return exit_failure;
+        v = db->verify();
+    }
     if (g.json) {
         nlohmann::json j = verify_json(v);
         j["db"] = path;
@@ -376,6 +465,8 @@ int prune_run(const globals& g, const audit_options& o) {
         msg.append(o.older_than).append("' (a positive duration: 90d, 12h, 30m, 45s, 2w)");
         throw usage_error(msg);
     }
+    // Deleting audit rows is for whoever holds the file, never for any client of the broker.
+    if (o.remote) throw usage_error("audit prune works on the database file only (run it on the broker's machine, or give --db)");
     const std::string path = db_path_of(g, o);
     std::unique_ptr<usage_db> db = db_open(path);
     if (!db) return exit_failure;
@@ -414,10 +505,12 @@ int audit_run(const globals& g, const audit_options& o) {
 
 void audit_add(CLI::App& app, command_list& cmds) {
     const char* const db_help = "usage database (default: broker.usage_db from the configuration, normally <state_dir>/usage.db)";
+    const char* const remote_help =
+        "ask the broker (AUDIT) instead of reading the file; the default when the file is not on this machine or --endpoint is given";
     auto o = std::make_shared<audit_options>();
     CLI::App* sub = app.add_subcommand(
         "audit",
-        "usage report read from the usage database (no broker needed): totals, by client, service and day, top clients, slowest "
+        "usage report read from the usage database (no broker needed; through the broker when the file is elsewhere): totals, by client, service and day, top clients, slowest "
         "requests; 'audit verify' checks the hash chain, 'audit prune' deletes old rows");
     sub->fallthrough();
     sub->require_subcommand(0, 1);
@@ -426,6 +519,7 @@ void audit_add(CLI::App& app, command_list& cmds) {
                     "(2026-01-31T08:00:00Z; UTC when no zone) (default: 7d)");
     sub->add_option("--until", o->until, "end of the range (exclusive), same forms as --since (default: now)");
     sub->add_option("--db", o->db, db_help);
+    sub->add_flag("--remote", o->remote, remote_help);
     sub->add_option("--top", o->top, "how many top clients and slowest requests to list")->capture_default_str();
     sub->add_flag("--csv", o->csv,
                   "print the requests in the range as one CSV table with a header line (seq, request_id, client, service, priority, model, "
@@ -435,6 +529,7 @@ void audit_add(CLI::App& app, command_list& cmds) {
     o->verify = sub->add_subcommand("verify", "walk the hash chain; exit 0 only when no row was edited, inserted or deleted");
     o->verify->fallthrough();
     o->verify->add_option("--db", o->db, db_help);
+    o->verify->add_flag("--remote", o->remote, remote_help);
     o->prune = sub->add_subcommand("prune", "delete rows finished before a cutoff, keeping the rest of the chain verifiable");
     o->prune->fallthrough();
     o->prune->add_option("--older-than", o->older_than, "delete rows finished longer ago than this (90d, 12h, 30m, 45s, 2w)")->required();

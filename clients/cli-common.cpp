@@ -12,7 +12,7 @@ const char* const exit_codes_help =
     "Exit codes: 0 ok; 1 failure (worker_lost, timeout, cancelled, internal, no broker answering);\n"
     "2 usage error (bad flags or configuration); 3 refused by the broker (bad_request, bad_version,\n"
     "unknown_service, too_large, queue_full, quota_exceeded, unauthorized, no_worker, overloaded);\n"
-    "4 filtered; 5 unsupported; 130 interrupted (SIGINT cancels the running request).";
+    "4 filtered; 5 unsupported; 130 interrupted (SIGINT cancels the running request; a batch keeps running).";
 
 int exit_code_for(wire::error_code c) {
     switch (c) {

@@ -104,5 +104,6 @@ void ask_add(CLI::App& app, command_list& cmds);
 void chat_add(CLI::App& app, command_list& cmds);
 void status_add(CLI::App& app, command_list& cmds);
 void audit_add(CLI::App& app, command_list& cmds);
+void batch_add(CLI::App& app, command_list& cmds);
 
 }  // namespace hearth::cli

@@ -178,6 +178,10 @@ void client::handle(const std::vector<std::string_view>& frames) {
         }
         case wire::command::error: {
             wire::error_reply er = wire::decode_error(env.body);
+            if (!query_wait_.empty() && (er.id == query_wait_ || (er.id.empty() && pending_.empty()))) {
+                query_error_ = std::move(er);
+                return;
+            }
             // An ERROR without an id (the broker could not read ours) can only mean the one pending.
             if (er.id.empty() && pending_.size() == 1) er.id = pending_.begin()->first;
             if (er.id.empty() && pending_.empty()) {
@@ -202,6 +206,13 @@ void client::handle(const std::vector<std::string_view>& frames) {
         case wire::command::status:
             status_ = wire::decode_status(env.body);
             return;
+        case wire::command::batch:
+        case wire::command::audit: {
+            const std::string id = cmd == wire::command::batch ? wire::decode_batch_reply(env.body).id : wire::decode_audit_reply(env.body).id;
+            // Another id is the late answer to an earlier call the caller already gave up on.
+            if (!query_wait_.empty() && cmd == query_cmd_ && id == query_wait_) query_reply_ = std::string(env.body);
+            return;
+        }
         case wire::command::heartbeat:
             on_heartbeat(wire::decode_heartbeat(env.body));
             return;
@@ -217,6 +228,7 @@ void client::handle(const std::vector<std::string_view>& frames) {
     std::string m = "malformed reply from the broker at ";
     m.append(opt_.endpoint).append(": ").append(what);
     status_error_ = m;
+    if (!query_wait_.empty()) query_broken_ = m;
     for (const auto& [id, p] : pending_) {
         wire::cancel c;
         c.id = id;
@@ -403,6 +415,90 @@ std::optional<wire::status_reply> client::status(int timeout_ms, std::string* er
         if (opt_.interrupted) wait = std::min(wait, 100);
         pump(wait);
     }
+}
+
+client::query_answer client::query_wait(wire::command cmd, const std::string& id, const std::string& body, int timeout_ms) {
+    query_answer res;
+    query_cmd_ = cmd;
+    query_wait_ = id;
+    query_reply_.reset();
+    query_error_.reset();
+    query_broken_.clear();
+    struct forget {
+        client& self;  // query_wait_ must not outlive the call, or a later stray ERROR would land here
+        ~forget() {
+            self.query_wait_.clear();
+            self.query_reply_.reset();
+            self.query_error_.reset();
+            self.query_broken_.clear();
+        }
+    } forget_guard{*this};
+    if (!wire::message_send(sock_, "", cmd, body)) {
+        res.transport_message = "cannot send to the broker at " + opt_.endpoint;
+        return res;
+    }
+    const auto deadline = clock::now() + std::chrono::milliseconds(std::max(timeout_ms, 0));
+    for (;;) {
+        if (query_reply_) {
+            res.body = std::move(query_reply_);
+            return res;
+        }
+        if (query_error_) {
+            res.error = std::move(query_error_);
+            if (res.error->id.empty()) res.error->id = id;
+            return res;
+        }
+        if (!query_broken_.empty()) {
+            res.transport_message = query_broken_;
+            return res;
+        }
+        // Requests submit()ted earlier keep their heartbeats while we wait here.
+        heartbeat_due();
+        const auto now = clock::now();
+        if (opt_.interrupted && opt_.interrupted->load()) {
+            res.transport_message = "interrupted";
+            return res;
+        }
+        if (now >= deadline) {
+            std::string m = "no answer from the broker at ";
+            m.append(opt_.endpoint).append(" for ").append(seconds_text(static_cast<uint32_t>(std::max(timeout_ms, 0))));
+            m.append(" s; is hearth-broker running?");
+            res.transport_message = m;
+            return res;
+        }
+        int wait = ms_until(deadline, now);
+        if (!pending_.empty()) wait = std::min(wait, ms_until(last_heartbeat_ + std::chrono::milliseconds(opt_.heartbeat_ms), now));
+        if (opt_.interrupted) wait = std::min(wait, 100);
+        pump(wait);
+    }
+}
+
+template <typename Reply, typename Decode>
+query_result<Reply> client::query_finish(query_answer a, Decode&& decode) {
+    query_result<Reply> res;
+    if (a.body) {
+        // It decoded once already (to read its id), so it decodes again.
+        res.reply = decode(*a.body);
+        res.ok = true;
+    } else if (a.error) {
+        res.error = std::move(*a.error);
+    } else {
+        res.transport_failed = true;
+        res.transport_message = std::move(a.transport_message);
+    }
+    return res;
+}
+
+batch_result client::batch(wire::batch_call c, int timeout_ms) {
+    if (c.id.empty()) c.id = request_id_random();
+    return query_finish<wire::batch_reply>(query_wait(wire::command::batch, c.id, wire::encode(c), timeout_ms),
+                                           [](const std::string& b) { return wire::decode_batch_reply(b); });
+}
+
+audit_result client::audit(wire::audit_call c, int timeout_ms) {
+    if (c.id.empty()) c.id = request_id_random();
+    return query_finish<wire::audit_reply>(query_wait(wire::command::audit, c.id, wire::encode(c), timeout_ms),
+                                           [](const std::string& b) { return wire::decode_audit_reply(b); });
 }
 
 }  // namespace hearth

@@ -5,6 +5,8 @@
 // can tell a resubmission from a new request). A client is not thread-safe: use one per thread.
 #pragma once
 
+#include "protocol-audit.h"
+#include "protocol-batch.h"
 #include "protocol.h"
 
 #include <zmq.hpp>
@@ -55,6 +57,19 @@ struct client_result {
     int resubmissions = 0;                         // times the request was sent again after a broker restart
 };
 
+// What a query call (batch(), audit()) ends with: the broker's reply (ok), its ERROR (error), or
+// no answer.
+template <typename Reply>
+struct query_result {
+    bool ok = false;                               // reply is set
+    Reply reply;                                   // the broker's answer, carrying the call's id
+    wire::error_reply error;                       // !ok && !transport_failed: the broker refused the call
+    bool transport_failed = false;                 // nothing came in time, the reply did not decode, or interrupted
+    std::string transport_message;                 // for people: what went wrong and where
+};
+using batch_result = query_result<wire::batch_reply>;
+using audit_result = query_result<wire::audit_reply>;
+
 class client {
 public:
     // Connects (lazily, as ZeroMQ does): no broker need be running yet. Throws
@@ -83,6 +98,14 @@ public:
 
     // STATUS query. nullopt with *error set when no reply came in timeout_ms or it did not decode.
     std::optional<wire::status_reply> status(int timeout_ms, std::string* error);
+
+    // One BATCH call (protocol-batch.h): sends c (c.id empty: a random id) and waits up to
+    // timeout_ms for the BATCH reply or ERROR carrying its id. Replies to submit()ted requests that
+    // arrive meanwhile are kept for next(); a BATCH reply with another id (the late answer to an
+    // earlier call that timed out) is dropped. Nothing in timeout_ms: transport_failed.
+    batch_result batch(wire::batch_call c, int timeout_ms);
+    // One AUDIT call (protocol-audit.h), waited for the same way.
+    audit_result audit(wire::audit_call c, int timeout_ms);
 
     // Raw access for tests that need to send what no well-behaved client would.
     zmq::socket_t& socket() { return sock_; }
@@ -114,6 +137,23 @@ private:
     std::deque<client_event> events_;              // decoded replies not yet handed out
     std::optional<wire::status_reply> status_;     // the last STATUS reply, until status() takes it
     std::string status_error_;                     // a STATUS reply that did not decode
+    // A query's answer as query_wait() collects it.
+    struct query_answer {
+        std::optional<std::string> body;           // the reply's body
+        std::optional<wire::error_reply> error;    // or the broker's ERROR
+        std::string transport_message;             // or why neither came (empty otherwise)
+    };
+    // Sends a query command (BATCH, AUDIT) with `body` and waits for the reply of the same command
+    // carrying `id`, or an ERROR for it; heartbeats of pending requests go on meanwhile.
+    query_answer query_wait(wire::command cmd, const std::string& id, const std::string& body, int timeout_ms);
+    template <typename Reply, typename Decode>
+    query_result<Reply> query_finish(query_answer a, Decode&& decode);
+
+    wire::command query_cmd_ = wire::command::batch;  // the command query_wait() waits for
+    std::string query_wait_;                       // id of the call query_wait() waits for; empty when none
+    std::optional<std::string> query_reply_;       // its reply body, until query_wait() takes it
+    std::optional<wire::error_reply> query_error_;  // its ERROR, until query_wait() takes it
+    std::string query_broken_;                     // a reply that did not decode while query_wait() waited
     clock::time_point last_recv_;                  // anything from the broker (or the first request after idling)
     clock::time_point last_heartbeat_;             // last HEARTBEAT we sent
 };

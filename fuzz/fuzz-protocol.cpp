@@ -6,6 +6,7 @@
 // little-endian length and that many bytes (cut short at the end of the input); the last frame is
 // the rest of the input. The seeds in corpus/protocol/ are one valid message of each kind (and a
 // "hearth/2" one) written this way from bodies made by the codec's encoders.
+#include "protocol-audit.h"
 #include "protocol-batch.h"
 #include "protocol.h"
 
@@ -103,6 +104,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     try_decode([&] { w::decode_empty(body); });
     try_decode([&] { batch_check(body, w::decode_limits{}); });
     try_decode([&] { g_sink = g_sink + w::decode_batch_reply(body).jobs.size(); });
+    try_decode([&] {
+        const auto a = w::decode_audit_call(body);
+        try {
+            w::audit_call_validate(a);
+        } catch (const w::protocol_error&) {
+        }
+        g_sink = g_sink + a.id.size();
+    });
+    try_decode([&] { g_sink = g_sink + w::decode_audit_reply(body).rows.size(); });
     // Tight limits reach the limit checks with small inputs.
     w::decode_limits tight;
     tight.max_body_bytes = 512;

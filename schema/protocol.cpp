@@ -17,9 +17,9 @@ using namespace codec;
 
 namespace {
 
-constexpr std::array<std::string_view, 11> command_names = {
+constexpr std::array<std::string_view, 12> command_names = {
     "REQUEST", "CANCEL", "STATUS", "HEARTBEAT", "ACCEPTED", "PARTIAL", "FINAL", "ERROR", "READY", "DISCONNECT",
-    "BATCH",
+    "BATCH", "AUDIT",
 };
 
 constexpr std::array<std::string_view, 15> error_code_names = {

@@ -30,6 +30,7 @@ enum class command : uint8_t {
     ready = 9,       // worker -> broker
     disconnect = 10, // worker <-> broker
     batch = 11,      // client -> broker (submit or query a batch), broker -> client (its answer); protocol-batch.h
+    audit = 12,      // client -> broker (a usage log query), broker -> client (its answer); protocol-audit.h
 };
 std::string_view command_name(command c);
 std::optional<command> command_from_byte(uint8_t b);

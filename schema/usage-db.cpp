@@ -442,13 +442,16 @@ int64_t usage_db::prune_before(int64_t cutoff_us) {
     return n;
 }
 
-std::vector<usage_row> usage_db::rows(int64_t from_us, int64_t to_us, int64_t limit) {
+std::vector<usage_row> usage_db::rows(int64_t from_us, int64_t to_us, int64_t limit, int64_t after_finished_us,
+                                      int64_t after_seq) {
     statement st(db_, path_,
                  "SELECT " USAGE_COLUMNS " FROM usage WHERE finished_us >= ? AND finished_us < ?"
-                 " ORDER BY finished_us, seq LIMIT ?");
+                 " AND (finished_us, seq) > (?, ?) ORDER BY finished_us, seq LIMIT ?");
     st.bind(1, from_us);
     st.bind(2, to_us);
-    st.bind(3, limit > 0 ? limit : int64_t{-1});
+    st.bind(3, after_finished_us);
+    st.bind(4, after_seq);
+    st.bind(5, limit > 0 ? limit : int64_t{-1});
     std::vector<usage_row> out;
     while (st.step()) out.push_back(read_row(st));
     return out;

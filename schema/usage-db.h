@@ -86,8 +86,10 @@ public:
     // so the rest still verifies. Returns rows deleted.
     int64_t prune_before(int64_t cutoff_us);
 
-    // Rows with finished_us in [from_us, to_us), oldest first (limit 0: all).
-    std::vector<usage_row> rows(int64_t from_us, int64_t to_us, int64_t limit = 0);
+    // Rows with finished_us in [from_us, to_us), oldest first (limit 0: all); with a cursor, only
+    // those after the row (after_finished_us, after_seq) in that order: the next page.
+    std::vector<usage_row> rows(int64_t from_us, int64_t to_us, int64_t limit = 0, int64_t after_finished_us = INT64_MIN,
+                                int64_t after_seq = 0);
     // Aggregates over [from_us, to_us) grouped by "client", "service" or "day".
     std::vector<usage_group> summary(int64_t from_us, int64_t to_us, const std::string& by);
     // Slowest requests (by finished - received) in the range.

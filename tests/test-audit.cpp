@@ -218,8 +218,10 @@ TEST_F(audit_test, default_database_comes_from_the_configuration) {
 TEST_F(audit_test, configured_usage_db_path_wins) {
     const std::string cfg = dir_ + "/hearth.toml";
     std::ofstream(cfg) << "state_dir = \"" << dir_ << "\"\n[broker]\nusage_db = \"" << dir_ << "/other.db\"\n";
-    auto r = run({"--config", cfg, "audit", "verify"});
+    // No file here and no broker answering: both are said.
+    auto r = run({"--config", cfg, "audit", "verify", "--broker-timeout", "300"});
     EXPECT_EQ(r.status, 1) << r.out << r.err;
+    EXPECT_NE(r.err.find("no broker"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("no usage database at " + dir_ + "/other.db"), std::string::npos) << r.err;
     std::ofstream(cfg) << "[broker]\nusage_db = \"off\"\n";
     r = run({"--config", cfg, "audit"});

@@ -2,6 +2,7 @@
 // endpoint served from a thread of this test, speaking the protocol with the real codec, with a
 // scripted reaction per test (drop a request, answer unknown to heartbeats, send garbage...).
 #include "client.h"
+#include "fake-broker.h"
 #include "test-util.h"
 #include "transport.h"
 
@@ -12,12 +13,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 extern char** environ;
@@ -26,103 +29,14 @@ namespace {
 
 namespace fs = std::filesystem;
 namespace wire = hearth::wire;
+using hearth::test::endpoint_fresh;
+using hearth::test::fake_broker;
+using hearth::test::hearth_bin;
+using hearth::test::quote;
+using hearth::test::run;
+using hearth::test::temp_dir;
 using nlohmann::json;
 using wire::command;
-
-fs::path temp_dir() {
-    static fs::path dir = [] {
-        fs::path d = fs::temp_directory_path() / ("hearth-client-test-" + std::to_string(::getpid()));
-        fs::create_directories(d);
-        return d;
-    }();
-    return dir;
-}
-
-std::string endpoint_fresh() {
-    static std::atomic<int> n{0};
-    std::string e = "ipc://";
-    e.append((temp_dir() / ("b" + std::to_string(n++) + ".sock")).string());
-    return e;
-}
-
-// A ROUTER speaking hearth/1; handle() runs on the broker's thread for each well-formed message.
-class fake_broker {
-public:
-    using handler = std::function<void(fake_broker&, const std::string& rid, command, std::string_view body)>;
-
-    explicit fake_broker(handler h) : endpoint(endpoint_fresh()), handle_(std::move(h)), sock_(ctx_, zmq::socket_type::router) {
-        wire::socket_setup(sock_);
-        sock_.bind(endpoint);
-        thread_ = std::thread([this] { loop(); });
-    }
-    ~fake_broker() {
-        stop_ = true;
-        thread_.join();
-    }
-
-    // Broker-thread only (from a handler).
-    void send(const std::string& rid, command c, const std::string& body) { wire::message_send(sock_, rid, c, body); }
-    void send_raw(const std::string& rid, const std::vector<std::string>& frames) {
-        sock_.send(zmq::buffer(rid), zmq::send_flags::sndmore);
-        for (size_t i = 0; i < frames.size(); ++i)
-            sock_.send(zmq::buffer(frames[i]), i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
-    }
-
-    size_t count(command c) {
-        std::lock_guard<std::mutex> lk(mu_);
-        size_t n = 0;
-        for (const auto& m : log_) n += m.first == c;
-        return n;
-    }
-    std::vector<std::string> bodies(command c) {
-        std::lock_guard<std::mutex> lk(mu_);
-        std::vector<std::string> v;
-        for (const auto& m : log_)
-            if (m.first == c) v.push_back(m.second);
-        return v;
-    }
-    std::vector<wire::request> requests() {
-        std::vector<wire::request> v;
-        for (const auto& b : bodies(command::request)) v.push_back(wire::decode_request(b));
-        return v;
-    }
-    // Waits (up to 5 s) until at least n messages of kind c arrived.
-    bool wait_for(command c, size_t n) {
-        for (int i = 0; i < 500; ++i) {
-            if (count(c) >= n) return true;
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        }
-        return false;
-    }
-
-    const std::string endpoint;  // ipc:// in this test's temp dir
-
-private:
-    void loop() {
-        while (!stop_) {
-            zmq::pollitem_t item{sock_.handle(), 0, ZMQ_POLLIN, 0};
-            zmq::poll(&item, 1, std::chrono::milliseconds(10));
-            wire::frames f;
-            while (wire::message_recv(sock_, f)) {
-                const std::string rid(f.routing_id());
-                const auto env = wire::envelope_parse(f.views(1));
-                {
-                    std::lock_guard<std::mutex> lk(mu_);
-                    log_.emplace_back(env.cmd, std::string(env.body));
-                }
-                if (handle_) handle_(*this, rid, env.cmd, env.body);
-            }
-        }
-    }
-
-    handler handle_;
-    zmq::context_t ctx_{1};
-    zmq::socket_t sock_;
-    std::thread thread_;
-    std::atomic<bool> stop_{false};
-    std::mutex mu_;
-    std::vector<std::pair<command, std::string>> log_;
-};
 
 wire::accepted accepted_make(const std::string& id, uint32_t pos, uint32_t depth) {
     wire::accepted a;
@@ -447,38 +361,125 @@ TEST(client, status_round_trip) {
     EXPECT_EQ(s->served, 42u);
 }
 
-// ---------------------------------------------------------------- the hearth binary
+// ---------------------------------------------------------------- BATCH calls
 
-struct run_result {
-    int status = -1;
-    std::string out;
-    std::string err;
-};
-
-std::string quote(const std::string& s) {
-    std::string q = "'";
-    for (char c : s) {
-        if (c == '\'') q.append("'\\''");
-        else q += c;
-    }
-    q += "'";
-    return q;
-}
-
-std::string hearth_bin() { return hearth::test::binary_dir() + "/clients/hearth"; }
-
-run_result run(const std::string& args, const std::string& stdin_text = "") {
-    const fs::path in = temp_dir() / "in", out = temp_dir() / "out", err = temp_dir() / "err";
-    std::ofstream(in, std::ios::binary) << stdin_text;
-    std::string cmd = quote(hearth_bin());
-    cmd.append(" ").append(args).append(" <").append(quote(in)).append(" >").append(quote(out)).append(" 2>").append(quote(err));
-    const int rc = std::system(cmd.c_str());
-    run_result r;
-    r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-    r.out = hearth::test::read_file_bytes(out);
-    r.err = hearth::test::read_file_bytes(err);
+wire::batch_reply batch_reply_make(const std::string& id, wire::batch_op op, uint32_t total) {
+    wire::batch_reply r;
+    r.id = id;
+    r.op = op;
+    r.batch = "0123456789abcdef";
+    r.total = total;
+    r.queued = total;
     return r;
 }
+
+TEST(client, batch_returns_the_reply_with_its_id_and_drops_a_stale_one) {
+    fake_broker b([](fake_broker& b, const std::string& rid, command c, std::string_view body) {
+        if (c != command::batch) return;
+        const wire::batch_call call = wire::decode_batch_call(body);
+        // The late answer to some earlier call comes first: it must not be taken for this one.
+        b.send(rid, command::batch, wire::encode(batch_reply_make("an-earlier-call", call.op, 999)));
+        b.send(rid, command::batch, wire::encode(batch_reply_make(call.id, call.op, static_cast<uint32_t>(call.jobs.size()))));
+    });
+    hearth::client cl(options_for(b));
+    wire::batch_call call;
+    call.op = wire::batch_op::submit;
+    call.jobs = {request_make("a"), request_make("b")};
+    call.jobs[0].id = "j0";
+    call.jobs[1].id = "j1";
+    const hearth::batch_result res = cl.batch(call, 3000);
+    ASSERT_TRUE(res.ok) << res.transport_message << res.error.message;
+    EXPECT_FALSE(res.transport_failed);
+    EXPECT_EQ(res.reply.total, 2u);
+    EXPECT_EQ(res.reply.op, wire::batch_op::submit);
+    EXPECT_EQ(res.reply.batch, "0123456789abcdef");
+    const auto sent = b.bodies(command::batch);
+    ASSERT_EQ(sent.size(), 1u);
+    const wire::batch_call got = wire::decode_batch_call(sent[0]);
+    EXPECT_EQ(got.id.size(), 32u) << "an id is assigned when none is given";
+    EXPECT_EQ(res.reply.id, got.id);
+    ASSERT_EQ(got.jobs.size(), 2u);
+    EXPECT_EQ(got.jobs[1].prompt, "b");
+}
+
+TEST(client, batch_only_stale_replies_is_a_transport_failure) {
+    fake_broker b([](fake_broker& b, const std::string& rid, command c, std::string_view body) {
+        if (c != command::batch) return;
+        b.send(rid, command::batch, wire::encode(batch_reply_make("not-yours", wire::decode_batch_call(body).op, 1)));
+        b.send(rid, command::error, wire::encode(error_make("not-yours-either", wire::error_code::bad_request, "stale")));
+    });
+    hearth::client cl(options_for(b));
+    wire::batch_call call;
+    call.id = "mine";
+    call.batch = "0123456789abcdef";
+    const hearth::batch_result res = cl.batch(call, 300);
+    EXPECT_FALSE(res.ok);
+    EXPECT_TRUE(res.transport_failed);
+    EXPECT_EQ(b.count(command::batch), 1u);
+}
+
+TEST(client, batch_error_with_its_id_is_returned) {
+    fake_broker b([](fake_broker& b, const std::string& rid, command c, std::string_view body) {
+        if (c != command::batch) return;
+        const wire::batch_call call = wire::decode_batch_call(body);
+        b.send(rid, command::error, wire::encode(error_make(call.id, wire::error_code::bad_request, "no batch '" + call.batch + "'")));
+    });
+    hearth::client cl(options_for(b));
+    wire::batch_call call;
+    call.id = "q1";
+    call.op = wire::batch_op::status;
+    call.batch = "fedcba9876543210";
+    const hearth::batch_result res = cl.batch(call, 3000);
+    EXPECT_FALSE(res.ok);
+    EXPECT_FALSE(res.transport_failed);
+    EXPECT_EQ(res.error.id, "q1");
+    EXPECT_EQ(res.error.code, wire::error_code::bad_request);
+    EXPECT_EQ(res.error.message, "no batch 'fedcba9876543210'");
+}
+
+TEST(client, batch_silence_is_a_transport_failure) {
+    hearth::client_options o;
+    o.endpoint = endpoint_fresh();  // nobody binds it
+    hearth::client cl(o);
+    wire::batch_call call;
+    call.batch = "0123456789abcdef";
+    const auto t0 = std::chrono::steady_clock::now();
+    const hearth::batch_result res = cl.batch(call, 300);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_FALSE(res.ok);
+    EXPECT_TRUE(res.transport_failed);
+    EXPECT_NE(res.transport_message.find("no answer from the broker at " + o.endpoint + " for 0.3 s"), std::string::npos) << res.transport_message;
+    EXPECT_GE(s, 0.25);
+    EXPECT_LT(s, 2.0);
+}
+
+TEST(client, batch_keeps_replies_of_pending_requests_for_next) {
+    // The request is answered only when the BATCH call arrives, so its FINAL lands inside batch().
+    auto held = std::make_shared<std::string>();
+    fake_broker b([held](fake_broker& b, const std::string& rid, command c, std::string_view body) {
+        if (c == command::heartbeat) heartbeat_ok(b, rid);
+        if (c == command::request) *held = wire::decode_request(body).id;
+        if (c != command::batch) return;
+        b.send(rid, command::final, wire::encode(final_make(*held, "kept")));
+        b.send(rid, command::batch, wire::encode(batch_reply_make(wire::decode_batch_call(body).id, wire::batch_op::status, 4)));
+    });
+    hearth::client cl(options_for(b));
+    const std::string id = cl.submit(request_make("p"));
+    ASSERT_TRUE(b.wait_for(command::request, 1));
+    wire::batch_call call;
+    call.batch = "0123456789abcdef";
+    const hearth::batch_result res = cl.batch(call, 3000);
+    ASSERT_TRUE(res.ok) << res.transport_message << res.error.message;
+    EXPECT_EQ(res.reply.total, 4u);
+    auto ev = cl.next(3000);
+    ASSERT_TRUE(ev);
+    EXPECT_EQ(ev->cmd, command::final);
+    EXPECT_EQ(ev->id, id);
+    EXPECT_EQ(ev->final.text, "kept");
+    EXPECT_EQ(cl.pending(), 0u);
+}
+
+// ---------------------------------------------------------------- the hearth binary (run(): fake-broker.h)
 
 // Echoes prompts ("echo:" + prompt, streamed in two parts); chat replies count the messages;
 // some prompts make it refuse.
@@ -659,5 +660,6 @@ TEST(hearth_cli, sigint_cancels_the_request_and_exits_130) {
     EXPECT_EQ(b.count(command::cancel), 1u);
     EXPECT_EQ(hearth::test::read_file_bytes(out), "started\n");
 }
+
 
 }  // namespace

@@ -1,0 +1,71 @@
+// AUDIT calls: `hearth audit` from a machine without the database. The queries run on the usage
+// log's reader thread (its own connection), so a long report never delays a commit or the loop.
+// Until keys exist every connection is the box's operator and sees every row; issue #8's admin
+// role narrows this.
+#include "broker.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+namespace hearth {
+
+namespace {
+
+constexpr uint32_t kAuditPageRows = 2000;
+
+}  // namespace
+
+void broker::log_read(log_query query, std::function<void(const log_answer&)> then) {
+    const uint64_t token = next_key_++;
+    log_calls_.emplace(token, std::move(then));
+    log_->read(std::move(query), token);
+}
+
+void broker::client_audit(const std::string& client, std::string_view body) {
+    wire::audit_call c;
+    try {
+        c = wire::decode_audit_call(body, limits_);
+        wire::audit_call_validate(c);
+    } catch (const wire::protocol_error& e) {
+        spdlog::warn("broker: bad AUDIT from client: {}", e.what());
+        send_client_error(client, c.id, e.code(), e.what());
+        return;
+    }
+    if (!log_) {
+        send_client_error(client, c.id, wire::error_code::unsupported, "this broker keeps no usage log (broker.usage_db is \"off\")");
+        return;
+    }
+    auto reply = std::make_shared<wire::audit_reply>();
+    reply->id = c.id;
+    reply->op = c.op;
+    reply->db = log_->path();
+    log_read(
+        [c, reply](usage_db& db) {
+            switch (c.op) {
+            case wire::audit_op::summary:
+                reply->by_client = db.summary(c.from_us, c.to_us, "client");
+                reply->by_service = db.summary(c.from_us, c.to_us, "service");
+                reply->by_day = db.summary(c.from_us, c.to_us, "day");
+                reply->slowest = db.slowest(c.from_us, c.to_us, c.top);
+                break;
+            case wire::audit_op::rows: {
+                const uint32_t limit = c.limit == 0 ? kAuditPageRows : std::min(c.limit, kAuditPageRows);
+                reply->rows = db.rows(c.from_us, c.to_us, int64_t{limit} + 1, c.after_finished_us, c.after_seq);
+                reply->more = reply->rows.size() > limit;
+                if (reply->more) reply->rows.pop_back();
+                break;
+            }
+            case wire::audit_op::verify: reply->verify = db.verify(); break;
+            }
+        },
+        [this, client, reply](const log_answer& a) {
+            if (!a.ok) {
+                send_client_error(client, reply->id, wire::error_code::internal, "the usage log could not be read: " + a.error);
+                return;
+            }
+            send_client(client, wire::command::audit, wire::encode(*reply));
+        });
+}
+
+}  // namespace hearth

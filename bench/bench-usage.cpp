@@ -165,6 +165,7 @@ append_result append_run(const fs::path& parent, int group, const std::string& s
 
 struct log_result {
     std::string mode;                      // "max" (closed loop, bounded window) or "rate"
+    std::string checkpoint;                // "background" (as shipped) or "inline" (SQLite's, inside commits)
     double offered = 0;                    // rows/s offered (rate mode); 0 for max
     int window = 0;                        // rows in flight at most (max mode)
     double seconds = 0;                    // measured window
@@ -193,10 +194,10 @@ void fd_wait(hearth::usage_log& log, bench_clock::time_point until) {
 // One thread submits and collects, as the broker's loop does. rate 0: keep `window` rows in
 // flight (as many clients as that, each waiting for its FINAL); otherwise row i is due at
 // start + i / rate, whatever the commits do (an open loop: a slow writer shows as backlog).
-log_result log_run(const fs::path& parent, double rate, int window, double warmup, double seconds) {
+log_result log_run(const fs::path& parent, double rate, int window, double warmup, double seconds, const std::string& checkpoint) {
     temp_dir dir(parent);
     zmq::context_t zctx(1);
-    hearth::usage_log log((dir.path / "usage.db").string(), zctx);
+    hearth::usage_log log((dir.path / "usage.db").string(), zctx, checkpoint == "background");
 
     std::vector<bench_clock::time_point> sent;  // by token - 1
     sent.reserve(static_cast<size_t>(std::max(1.0, (rate > 0 ? rate : 200000.0) * (warmup + seconds) * 1.2)));
@@ -258,6 +259,7 @@ log_result log_run(const fs::path& parent, double rate, int window, double warmu
     if (in_flight > 0) throw std::runtime_error("the usage log did not commit every row within 10 s of the end");
     std::sort(lat.begin(), lat.end());
     r.mode = rate > 0 ? "rate" : "max";
+    r.checkpoint = checkpoint;
     r.offered = rate;
     r.window = rate > 0 ? 0 : window;
     r.seconds = seconds;
@@ -279,6 +281,7 @@ struct bench_options {
     std::string synchronous = "normal";    // normal, full, both (for (a))
     std::vector<double> rates = {1000, 10000};     // offered rows/s for (b)
     std::vector<int> windows = {16, 4096};         // rows in flight for (b) at full speed
+    std::string checkpoint = "both";       // background (as shipped), inline, both (for (b))
     std::string dir;                       // parent of the temporary databases
     bool json_out = false;                 // JSON instead of tables
 };
@@ -295,6 +298,8 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"normal", "full", "both"}));
     app.add_option("--rates", o.rates, "offered rows/s for the usage_log cases")->check(CLI::Range(1.0, 10000000.0));
     app.add_option("--windows", o.windows, "rows in flight for the usage_log cases at full speed")->check(CLI::Range(1, 1000000));
+    app.add_option("--checkpoint", o.checkpoint, "WAL checkpoints for the usage_log cases: background (as shipped), inline (SQLite's, in the commit), both")
+        ->check(CLI::IsMember({"background", "inline", "both"}));
     app.add_option("--dir", o.dir, "where the temporary databases go (default: the system temp directory)");
     app.add_flag("--json", o.json_out, "print JSON instead of tables");
     CLI11_PARSE(app, argc, argv);
@@ -313,13 +318,21 @@ int main(int argc, char** argv) {
                 const auto& a = appends.back();
                 if (!o.json_out) std::fprintf(stderr, "  append %s group %d: %.0f rows/s\n", s.c_str(), g, a.rows_per_s);
             }
-        for (int w : o.windows) {
-            logs.push_back(log_run(parent, 0, w, o.warmup, o.seconds));
-            if (!o.json_out) std::fprintf(stderr, "  usage_log window %d: %.0f rows/s, p50 %.1f us\n", w, logs.back().rows_per_s, logs.back().p50_us);
-        }
-        for (double rate : o.rates) {
-            logs.push_back(log_run(parent, rate, 0, o.warmup, o.seconds));
-            if (!o.json_out) std::fprintf(stderr, "  usage_log %.0f rows/s offered: %.0f rows/s, p50 %.1f us\n", rate, logs.back().rows_per_s, logs.back().p50_us);
+        std::vector<std::string> checkpoints;
+        if (o.checkpoint != "inline") checkpoints.push_back("background");
+        if (o.checkpoint != "background") checkpoints.push_back("inline");
+        for (const auto& c : checkpoints) {
+            for (int w : o.windows) {
+                logs.push_back(log_run(parent, 0, w, o.warmup, o.seconds, c));
+                if (!o.json_out)
+                    std::fprintf(stderr, "  usage_log (%s) window %d: %.0f rows/s, p50 %.1f us\n", c.c_str(), w, logs.back().rows_per_s, logs.back().p50_us);
+            }
+            for (double rate : o.rates) {
+                logs.push_back(log_run(parent, rate, 0, o.warmup, o.seconds, c));
+                if (!o.json_out)
+                    std::fprintf(stderr, "  usage_log (%s) %.0f rows/s offered: %.0f rows/s, p50 %.1f us\n", c.c_str(), rate, logs.back().rows_per_s,
+                                 logs.back().p50_us);
+            }
         }
     } catch (const std::exception& e) {
         std::fprintf(stderr, "bench-usage: %s\n", e.what());
@@ -343,7 +356,7 @@ int main(int argc, char** argv) {
         j["append"] = a;
         json l = json::array();
         for (const auto& x : logs)
-            l.push_back({{"mode", x.mode}, {"offered", x.offered}, {"window", x.window}, {"seconds", x.seconds},
+            l.push_back({{"mode", x.mode}, {"checkpoint", x.checkpoint}, {"offered", x.offered}, {"window", x.window}, {"seconds", x.seconds},
                          {"submitted", x.submitted}, {"committed", x.committed}, {"rows_per_s", x.rows_per_s},
                          {"p50_us", x.p50_us}, {"p90_us", x.p90_us}, {"p99_us", x.p99_us}, {"max_us", x.max_us},
                          {"backlog_end", x.backlog_end}});
@@ -360,13 +373,13 @@ int main(int argc, char** argv) {
     for (const auto& x : appends)
         std::printf("| %s | %d | %.0f | %.0f | %.1f | %.1f |\n", x.synchronous.c_str(), x.group, x.rows_per_s, x.commits_per_s, x.p50_us, x.p99_us);
     std::printf("\nusage_log (writer thread, group commit): submit -> committed, the time a FINAL is held:\n\n");
-    std::printf("| load | rows/s committed | p50 us | p90 us | p99 us | max us | in flight at end |\n");
-    std::printf("|---|--:|--:|--:|--:|--:|--:|\n");
+    std::printf("| checkpoint | load | rows/s committed | p50 us | p90 us | p99 us | max us | in flight at end |\n");
+    std::printf("|---|---|--:|--:|--:|--:|--:|--:|\n");
     for (const auto& x : logs) {
         char load[64];
         if (x.mode == "max") std::snprintf(load, sizeof load, "full speed, %d in flight", x.window);
         else std::snprintf(load, sizeof load, "%.0f rows/s offered", x.offered);
-        std::printf("| %s | %.0f | %.1f | %.1f | %.1f | %.1f | %llu |\n", load, x.rows_per_s, x.p50_us, x.p90_us, x.p99_us, x.max_us,
+        std::printf("| %s | %s | %.0f | %.1f | %.1f | %.1f | %.1f | %llu |\n", x.checkpoint.c_str(), load, x.rows_per_s, x.p50_us, x.p90_us, x.p99_us, x.max_us,
                     static_cast<unsigned long long>(x.backlog_end));
     }
     return 0;

@@ -44,7 +44,7 @@ zmq::socket_t push_connect(zmq::context_t& zctx, const std::string& endpoint) {
 
 }  // namespace
 
-usage_log::usage_log(const std::string& db_path, zmq::context_t& zctx)
+usage_log::usage_log(const std::string& db_path, zmq::context_t& zctx, bool background_checkpoints)
     : path_(db_path),
       db_(std::make_unique<usage_db>(db_path, true)),
       batches_(std::make_unique<batch_store>(*db_)),
@@ -52,7 +52,9 @@ usage_log::usage_log(const std::string& db_path, zmq::context_t& zctx)
       notify_endpoint_("inproc://hearth-usage-log-" + std::to_string(reinterpret_cast<uintptr_t>(this))),
       zctx_(zctx),
       notify_in_(zctx, zmq::socket_type::pull),
-      reader_db_(std::make_unique<usage_db>(db_path, false)) {
+      reader_db_(std::make_unique<usage_db>(db_path, false)),
+      background_checkpoints_(background_checkpoints) {
+    if (background_checkpoints_) db_->checkpoint_auto(false);
     notify_in_.set(zmq::sockopt::linger, 0);
     notify_in_.set(zmq::sockopt::rcvhwm, 0);
     notify_in_.bind(notify_endpoint_);
@@ -150,9 +152,14 @@ void usage_log::reader_loop() {
     for (;;) {
         {
             std::unique_lock<std::mutex> lock(mu_);
-            reader_cv_.wait(lock, [&] { return stop_ || !reads_.empty(); });
+            // Wakes for queries, and a few times a second to checkpoint what the writer committed.
+            reader_cv_.wait_for(lock, std::chrono::milliseconds(100), [&] { return stop_ || !reads_.empty(); });
             if (stop_) break;  // nobody is left to read an answer
             work.swap(reads_);
+        }
+        if (background_checkpoints_ && rows_written_.load() != checkpointed_rows_) {
+            checkpointed_rows_ = rows_written_.load();
+            reader_db_->checkpoint_passive();
         }
         for (auto& [query, token] : work) answer_send(out, token, [&] { query(*reader_db_); }, path_);
         work.clear();

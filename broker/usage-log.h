@@ -47,8 +47,10 @@ struct log_events {
 class usage_log {
 public:
     // Opens (and migrates) the database now, so a bad file fails the broker's start, and reads the
-    // batch jobs a previous broker left unfinished (take_unfinished()).
-    usage_log(const std::string& db_path, zmq::context_t& zctx);
+    // batch jobs a previous broker left unfinished (take_unfinished()). background_checkpoints:
+    // the reader thread checkpoints the WAL so that no commit does (false: SQLite's automatic
+    // checkpoints inside commits, kept for the benchmark's comparison).
+    usage_log(const std::string& db_path, zmq::context_t& zctx, bool background_checkpoints = true);
     ~usage_log();  // commits what is queued, then stops
     usage_log(const usage_log&) = delete;
     usage_log& operator=(const usage_log&) = delete;
@@ -100,7 +102,9 @@ private:
     std::vector<item> queue_;              // guarded by mu_
     bool stop_ = false;                    // guarded by mu_
     std::atomic<uint64_t> rows_written_{0};
-    std::unique_ptr<usage_db> reader_db_;  // the reader thread's connection
+    std::unique_ptr<usage_db> reader_db_;  // the reader thread's connection (also the checkpointer)
+    bool background_checkpoints_;          // the reader thread checkpoints (the writer's automatic ones are off)
+    uint64_t checkpointed_rows_ = 0;       // reader thread: rows_written_ at its last checkpoint
     std::vector<std::pair<log_query, uint64_t>> reads_;  // guarded by mu_: queries not yet run
     std::condition_variable reader_cv_;    // reads_ has work, or stop_
     std::thread writer_;

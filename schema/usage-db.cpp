@@ -288,6 +288,15 @@ usage_db::~usage_db() { sqlite3_close_v2(db_); }
 
 int usage_db::version() const { return static_cast<int>(user_version(db_, path_)); }
 
+void usage_db::checkpoint_auto(bool on) { sqlite3_wal_autocheckpoint(db_, on ? 1000 : 0); }
+
+int64_t usage_db::checkpoint_passive() {
+    int log_frames = 0, copied = 0;
+    const int rc = sqlite3_wal_checkpoint_v2(db_, "main", SQLITE_CHECKPOINT_PASSIVE, &log_frames, &copied);
+    if (rc != SQLITE_OK) return -1;
+    return log_frames >= 0 && copied >= 0 ? log_frames - copied : 0;
+}
+
 void usage_db::migrate() { migrate_file(db_, path_, schema_version); }
 
 std::string usage_db::row_hash_of(const usage_row& r, const std::string& prev_hash) {

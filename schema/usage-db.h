@@ -73,6 +73,14 @@ public:
 
     int version() const;                   // PRAGMA user_version of the file
 
+    // WAL checkpoints. SQLite runs one inside the commit that crosses 1000 WAL pages, and that
+    // commit (with every reply waiting on it) takes the fsync. The broker's writer turns that off
+    // and has another connection run passive checkpoints beside it instead.
+    void checkpoint_auto(bool on);         // PRAGMA wal_autocheckpoint = 1000 (on) or 0 (off)
+    // A passive checkpoint (never waits for, nor blocks, the writer); returns the WAL frames left
+    // uncopied, or -1 when it could not run now.
+    int64_t checkpoint_passive();
+
     // Appends rows in one transaction (group commit), filling seq, prev_hash and row_hash; when
     // it returns they are durable (WAL commit). `also`, when given, runs inside that transaction
     // after the rows are inserted (on this connection, e.g. batch_store recording job results),

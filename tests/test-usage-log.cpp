@@ -1,11 +1,15 @@
 // The broker's usage log with real processes: one row per request whatever its end, and no row
-// lost for a FINAL that was delivered, even when the broker is killed with SIGKILL.
+// lost for a FINAL that was delivered, even when the broker is killed with SIGKILL; and the
+// writer's WAL checkpoints happening beside it, not inside its commits.
 #include "bus-harness.h"
 #include "test-util.h"
 #include "usage-db.h"
+#include "usage-log.h"
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
+#include <filesystem>
 #include <map>
 #include <set>
 #include <thread>
@@ -115,4 +119,44 @@ TEST(usage_log, sigkill_loses_no_row_of_a_delivered_final) {
     hearth::usage_db db(bus.dir() + "/state/usage.db", false);
     auto v = db.verify();
     EXPECT_TRUE(v.ok) << v.problem;
+}
+
+// The writer never checkpoints inside a commit: the reader thread copies the WAL into the database
+// beside it. Without that (automatic checkpoints off and nobody else checkpointing) the rows would
+// stay in the -wal file and the database file would not grow while the log is open.
+TEST(usage_log, wal_is_checkpointed_in_the_background) {
+    std::string templ = (std::filesystem::temp_directory_path() / "hearth-usage-ckpt-XXXXXX").string();
+    ASSERT_NE(mkdtemp(templ.data()), nullptr);
+    const std::string dir = templ;
+    const std::string path = dir + "/usage.db";
+    {
+        zmq::context_t zctx(1);
+        hearth::usage_log log(path, zctx);
+        for (int i = 1; i <= 3000; ++i) {
+            hearth::usage_row r;
+            r.request_id = std::to_string(i);
+            r.client = "local";
+            r.service = "complete";
+            r.status = "ok";
+            r.finished_us = i;
+            log.submit(std::move(r), static_cast<uint64_t>(i));
+        }
+        size_t committed = 0;
+        for (int spins = 0; committed < 3000 && spins < 500; ++spins) {
+            zmq::pollitem_t item{log.notify_socket().handle(), 0, ZMQ_POLLIN, 0};
+            zmq::poll(&item, 1, std::chrono::milliseconds(20));
+            committed += log.drain().committed.size();
+        }
+        ASSERT_EQ(committed, 3000u);
+        bool grown = false;
+        for (int i = 0; i < 50 && !grown; ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            grown = std::filesystem::file_size(path) > 200 * 1024;
+        }
+        EXPECT_TRUE(grown) << "database file is " << std::filesystem::file_size(path) << " bytes with 3000 rows committed";
+    }
+    hearth::usage_db db(path, false);
+    EXPECT_EQ(db.rows(0, INT64_MAX).size(), 3000u);
+    EXPECT_TRUE(db.verify().ok);
+    std::filesystem::remove_all(dir);
 }

@@ -91,6 +91,15 @@ void broker::batch_submit(const std::string& client, wire::batch_call c) {
             send_client_error(client, c.id, wire::error_code::unknown_service, where + "unknown service '" + r.service + "'");
             return;
         }
+        if (r.service == "command") {
+            // Its answers go through the output filter one by one, interactively; not in batches yet.
+            send_client_error(client, c.id, wire::error_code::unsupported, where + "the command service is not available in batches");
+            return;
+        }
+        if (const std::string rule = input_refusal(client, r); !rule.empty()) {
+            send_client_error(client, c.id, wire::error_code::filtered, where + "refused by the input filter: " + rule);
+            return;
+        }
         std::string body = wire::encode(r);
         if (body.size() > cfg_.broker.max_request_bytes) {
             where.append("request of ").append(std::to_string(body.size())).append(" bytes is over the limit of ")

@@ -14,18 +14,21 @@
 namespace {
 
 std::atomic<bool> g_stop{false};
+std::atomic<bool> g_reload{false};
 
 void on_signal(int) { g_stop.store(true); }
+void on_hangup(int) { g_reload.store(true); }
 
 }  // namespace
 
 int main(int argc, char** argv) {
     CLI::App app{"hearth-broker: queues requests from hearth clients and dispatches them to hearth workers"};
-    std::string config_path, client_ep, worker_ep, log_level;
+    std::string config_path, client_ep, worker_ep, log_level, whitelist_path;
     bool print_config = false;
     app.add_option("-c,--config", config_path, "configuration file (default: $HEARTH_CONFIG, ~/.config/hearth/hearth.toml, /etc/hearth/hearth.toml)");
     app.add_option("--client-endpoint", client_ep, "where clients connect (overrides broker.client_endpoint)");
     app.add_option("--worker-endpoint", worker_ep, "where workers connect (overrides broker.worker_endpoint)");
+    app.add_option("--whitelist", whitelist_path, "safety whitelist file (overrides broker.whitelist; SIGHUP reloads it)");
     app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off (overrides log_level)");
     app.add_flag("--print-config", print_config, "print the effective configuration as TOML and exit");
     try {
@@ -39,6 +42,7 @@ int main(int argc, char** argv) {
         if (!client_ep.empty()) cfg.broker.client_endpoint = client_ep;
         if (!worker_ep.empty()) cfg.broker.worker_endpoint = worker_ep;
         if (!log_level.empty()) cfg.log_level = log_level;
+        if (!whitelist_path.empty()) cfg.broker.whitelist = whitelist_path;
     } catch (const hearth::config_error& e) {
         std::fprintf(stderr, "hearth-broker: %s\n", e.what());
         return 2;
@@ -53,11 +57,12 @@ int main(int argc, char** argv) {
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     std::signal(SIGPIPE, SIG_IGN);
+    std::signal(SIGHUP, on_hangup);
     try {
         zmq::context_t zctx;
         hearth::broker b(cfg, zctx);
         if (!cfg.source.empty()) spdlog::info("broker: configuration from {}", cfg.source);
-        b.run(g_stop);
+        b.run(g_stop, &g_reload);
     } catch (const zmq::error_t& e) {
         spdlog::error("cannot serve on {} / {}: {}", cfg.broker.client_endpoint, cfg.broker.worker_endpoint, e.what());
         return 1;

@@ -90,6 +90,7 @@ broker::broker(const config& cfg, zmq::context_t& zctx)
     next_tick_ = broker_clock::now() + hb_;
     wall_offset_us_ = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count() -
                       std::chrono::duration_cast<std::chrono::microseconds>(broker_clock::now().time_since_epoch()).count();
+    whitelist_reload();
     if (cfg.broker.usage_db != "off") {
         log_ = std::make_unique<usage_log>(cfg.broker.usage_db, zctx);
         batch_restore(log_->take_unfinished());
@@ -101,7 +102,7 @@ broker::broker(const config& cfg, zmq::context_t& zctx)
 std::string broker::client_endpoint() const { return last_endpoint(front_); }
 std::string broker::worker_endpoint() const { return last_endpoint(back_); }
 
-void broker::run(const std::atomic<bool>& stop) {
+void broker::run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
     spdlog::info("broker: clients on {}, workers on {}, heartbeat {} ms x {}", client_endpoint(), worker_endpoint(),
                  cfg_.broker.heartbeat_ms, cfg_.broker.liveness);
     zmq::pollitem_t items[] = {{front_.handle(), 0, ZMQ_POLLIN, 0},
@@ -110,6 +111,7 @@ void broker::run(const std::atomic<bool>& stop) {
     if (log_) items[2].events = ZMQ_POLLIN;
     wire::frames f;
     while (!stop.load()) {
+        if (reload && reload->exchange(false)) whitelist_reload();
         const auto now = broker_clock::now();
         const auto wake = std::min(next_tick_, next_deadline_);
         const auto wait = std::max<milliseconds>(milliseconds(0), std::chrono::ceil<milliseconds>(wake - now));
@@ -186,7 +188,7 @@ std::string broker::identity_of(const std::string& client) const {
     return "local";
 }
 
-void broker::log_refusal(const std::string& client, const wire::request& r, wire::error_code code) {
+void broker::log_refusal(const std::string& client, const wire::request& r, wire::error_code code, const std::string& rule) {
     usage_row row;
     row.request_id = r.id;
     row.client = identity_of(client);
@@ -194,11 +196,16 @@ void broker::log_refusal(const std::string& client, const wire::request& r, wire
     row.priority = std::string(wire::priority_name(r.prio));
     row.received_us = row.finished_us = wall_us(broker_clock::now());
     row.status = std::string(wire::error_code_name(code));
+    if (!rule.empty()) {
+        row.filter_verdict = "filtered";
+        row.filter_rule = rule;
+    }
     if (log_) log_->submit(std::move(row), 0);
 }
 
-void broker::refuse(const std::string& client, const wire::request& r, wire::error_code code, const std::string& message) {
-    log_refusal(client, r, code);
+void broker::refuse(const std::string& client, const wire::request& r, wire::error_code code, const std::string& message,
+                    const std::string& rule) {
+    log_refusal(client, r, code, rule);
     send_client_error(client, r.id, code, message);
 }
 
@@ -228,6 +235,8 @@ void broker::log_job(const job& j, const std::string& status, uint64_t token, co
     if (j.first_token) row.first_token_us = wall_us(*j.first_token);
     row.finished_us = wall_us(broker_clock::now());
     row.status = status;
+    row.filter_verdict = j.filter_verdict;
+    row.filter_rule = j.filter_rule;
     if (!log_) return;
     // A batch job cancelled with its batch has its state already (cancelled); any other end is
     // its result, committed with the row.
@@ -325,11 +334,16 @@ void broker::client_request(const std::string& client, std::string_view body) {
         refuse(client, r, wire::error_code::unknown_service, msg);
         return;
     }
+    if (const std::string rule = input_refusal(client, r); !rule.empty()) {
+        refuse(client, r, wire::error_code::filtered, "refused by the input filter: " + rule, rule);
+        return;
+    }
     // The same id again (a client that resubmits after missing our reply): answer where it is.
     if (auto it = by_client_id_.find({client, r.id}); it != by_client_id_.end()) {
         send_client(client, wire::command::accepted, wire::encode(accepted_for(jobs_.at(it->second))));
         return;
     }
+    if (r.service == "command" && command_prepare(client, r)) return;  // answered by the fast path (or refused)
     if (cfg_.broker.no_worker_ms == 0 && workers_.count_serving(r.service) == 0) {
         refuse(client, r, wire::error_code::no_worker, "no worker serves '" + r.service + "' now");
         return;
@@ -647,6 +661,7 @@ void broker::worker_final(worker_entry& w, std::string_view body) {
         fr.use.total_ms = ms_between(j->received, now);
         fr.use.worker = w.name;
         if (fr.use.model.empty()) fr.use.model = w.model;
+        if (j->req.service == "command" && !command_output(*j, fr, key)) return;
         ++served_;
         if (!j->batch.empty()) {
             // A batch job's result is recorded with its row; nobody waits on a socket for it.

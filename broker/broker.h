@@ -13,7 +13,9 @@
 #include "protocol.h"
 #include "request-queue.h"
 #include "transport.h"
+#include "command-match.h"
 #include "usage-log.h"
+#include "whitelist.h"
 #include "worker-registry.h"
 
 #include <zmq.hpp>
@@ -35,8 +37,9 @@ class broker {
 public:
     // Binds both sockets (creating ipc directories); throws zmq::error_t / config_error on failure.
     broker(const config& cfg, zmq::context_t& zctx);
-    // Serves until `stop` becomes true (checked at least every heartbeat interval).
-    void run(const std::atomic<bool>& stop);
+    // Serves until `stop` becomes true (checked at least every heartbeat interval). `reload`
+    // (SIGHUP) set: the whitelist is read again, and the flag cleared.
+    void run(const std::atomic<bool>& stop, std::atomic<bool>* reload = nullptr);
     // Endpoints actually bound (tcp port 0 resolves to the real port).
     std::string client_endpoint() const;
     std::string worker_endpoint() const;
@@ -59,6 +62,8 @@ private:
         std::string batch;                     // a batch job: its batch id (client is then empty), else ""
         int64_t batch_idx = -1;                // a batch job: its index in the batch
         std::string owner;                     // the identity it is logged under (batch jobs: the batch's owner)
+        std::string filter_verdict;            // usage row: "allowed" once the output filter passed it
+        std::string filter_rule;               // usage row: the rule that fired when filtered
     };
 
     // A batch job not yet taken into jobs_ (waits until a worker has a slot nothing else wants).
@@ -69,10 +74,12 @@ private:
         wire::request req;                     // the job (id = its job id)
     };
 
-    // A request that ended before it became a job (refused at the door): its one usage row.
-    void log_refusal(const std::string& client, const wire::request& r, wire::error_code code);
+    // A request that ended before it became a job (refused at the door): its one usage row;
+    // `rule` non-empty: the safety filter refused it (verdict filtered).
+    void log_refusal(const std::string& client, const wire::request& r, wire::error_code code, const std::string& rule = "");
     // log_refusal + the ERROR to the client.
-    void refuse(const std::string& client, const wire::request& r, wire::error_code code, const std::string& message);
+    void refuse(const std::string& client, const wire::request& r, wire::error_code code, const std::string& message,
+                const std::string& rule = "");
     wire::accepted accepted_for(const job& j) const;  // its place in line now (0: running)
     // The usage row of a job that ends now with `status`; token non-zero holds a FINAL until committed.
     // A batch job's row carries its result too (unless it was cancelled with its batch).
@@ -89,6 +96,15 @@ private:
     void client_cancel(const std::string& client, std::string_view body);
     void client_heartbeat(const std::string& client, std::string_view body);
     void client_status(const std::string& client);
+    // broker-filter.cpp: the safety stages.
+    void whitelist_reload();                   // (re)reads cfg_.broker.whitelist; a bad file keeps the old one
+    // The input filter for a request about to be queued: "" when it passes, else the rule.
+    std::string input_refusal(const std::string& client, const wire::request& r) const;
+    // command requests: the fast path answers (true) or the request gets its grammar for a worker.
+    bool command_prepare(const std::string& client, wire::request& r);
+    // The output filter over a command job's FINAL: true and fr.text canonical when allowed; else the
+    // client got its ERROR (unsupported or filtered) and the row is logged.
+    bool command_output(job& j, wire::final_reply& fr, uint64_t key);
     // broker-batch.cpp
     void client_batch(const std::string& client, std::string_view body);
     void batch_submit(const std::string& client, wire::batch_call c);
@@ -152,6 +168,9 @@ private:
     std::unordered_map<uint64_t, std::function<void(const log_answer&)>> log_calls_;  // writer tasks in flight, by token
     std::map<std::string, std::deque<backlog_job>> backlog_;  // batch jobs waiting, by service
     wire::decode_limits batch_limits_;         // for BATCH bodies: a submit holds many jobs
+    std::shared_ptr<const whitelist> whitelist_;       // the safety whitelist; null when none is configured
+    std::shared_ptr<const command_matcher> fast_path_;  // the command fast path built from it
+    std::string command_grammar_;              // the command requests' schema: the whole home (see broker-filter.cpp)
 };
 
 }  // namespace hearth

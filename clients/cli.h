@@ -104,6 +104,7 @@ void ask_add(CLI::App& app, command_list& cmds);
 void chat_add(CLI::App& app, command_list& cmds);
 void status_add(CLI::App& app, command_list& cmds);
 void audit_add(CLI::App& app, command_list& cmds);
+void cmd_add(CLI::App& app, command_list& cmds);
 void batch_add(CLI::App& app, command_list& cmds);
 
 }  // namespace hearth::cli

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
     chat_add(app, cmds);
     status_add(app, cmds);
     audit_add(app, cmds);
+    cmd_add(app, cmds);
     batch_add(app, cmds);
 
     try {

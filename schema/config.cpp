@@ -106,7 +106,7 @@ const std::vector<std::string> kTopKeys = {"log_level", "runtime_dir", "state_di
 const std::vector<std::string> kBrokerKeys = {"client_endpoint", "worker_endpoint", "queue_interactive",
                                               "queue_batch",     "max_request_bytes", "max_batch_jobs", "max_batch_bytes", "heartbeat_ms",
                                               "liveness",        "no_worker_ms",    "services",
-                                              "usage_db"};
+                                              "usage_db",        "whitelist"};
 const std::vector<std::string> kWorkerKeys = {"broker_endpoint", "model",      "name",
                                               "services",        "slots",      "threads",
                                               "ctx_size",        "batch_size", "reconnect_min_ms",
@@ -346,6 +346,9 @@ void read_broker(config_reader& r, const toml::table& t, broker_config& b) {
         else if (key == "usage_db") {
             auto p = r.read_nonempty(v, q);
             if (p) b.usage_db = expand_home(*p);
+        } else if (key == "whitelist") {
+            auto p = r.read_nonempty(v, q);
+            if (p) b.whitelist = expand_home(*p);
         } else r.unknown(k, "broker", kBrokerKeys);
     }
 }
@@ -572,6 +575,7 @@ std::string config_to_toml(const config& c) {
     put(os, "fail no_worker after waiting this long for a worker; 0: at once", "no_worker_ms", b.no_worker_ms);
     put(os, "services the broker accepts", "services", quote_list(b.services));
     put(os, "the usage log (SQLite); \"off\" keeps none (benchmarks only)", "usage_db", quote(b.usage_db));
+    if (!b.whitelist.empty()) put(os, "the safety whitelist (schema/whitelist.md); SIGHUP reloads it", "whitelist", quote(b.whitelist));
 
     const worker_config& w = c.worker;
     os << "\n[worker]\n";

@@ -31,6 +31,7 @@ struct broker_config {
     uint32_t no_worker_ms = 10000;        // a queued request with no worker for its service this long fails no_worker
     std::vector<std::string> services = {"complete", "chat", "command"};  // names the broker accepts
     std::string usage_db;                 // the usage log's SQLite file; default <state_dir>/usage.db; "off": no log (benchmarks only)
+    std::string whitelist;                // the safety whitelist (schema/whitelist.md); "": none (no `command` service, no input filter)
 };
 
 struct worker_config {

@@ -123,7 +123,7 @@ std::string encode(const request& m) {
 }
 
 void codec::request_write(packer& pk, const request& m) {
-    pk.pack_map(m.seed ? 17 : 16);
+    pk.pack_map((m.seed ? 17 : 16) + (m.schema.empty() ? 0 : 1));
     put(pk, "id", m.id);
     put(pk, "service", m.service);
     put(pk, "prompt", m.prompt);
@@ -147,6 +147,7 @@ void codec::request_write(packer& pk, const request& m) {
     put(pk, "stream", m.stream);
     put(pk, "resume_text", m.resume_text);
     put(pk, "resume_tokens", m.resume_tokens);
+    if (!m.schema.empty()) put(pk, "schema", m.schema);
 }
 
 std::string encode(const cancel& m) {
@@ -330,6 +331,7 @@ request codec::request_read(const fields& f) {
     f.boolean("stream", r.stream);
     f.str("resume_text", r.resume_text);
     f.integer("resume_tokens", r.resume_tokens);
+    f.str("schema", r.schema);
     return r;
 }
 
@@ -536,6 +538,7 @@ void request_validate(const request& r) {
     constexpr uint32_t day_ms = 24u * 60 * 60 * 1000;
     if (r.deadline_ms > day_ms) range_error("deadline_ms", "[0, 86400000] (24 hours)", r.deadline_ms);
     if (r.resume_tokens < 0) range_error("resume_tokens", "[0, 2147483647]", r.resume_tokens);
+    if (r.schema.size() > max_schema_bytes) fail_field("schema", "must be at most 262144 bytes");
 }
 
 }  // namespace hearth::wire

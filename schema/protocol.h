@@ -16,6 +16,7 @@ namespace hearth::wire {
 constexpr int protocol_version = 1;
 constexpr std::string_view protocol_tag = "hearth";   // header frame: "hearth/<version>"
 constexpr size_t max_header_bytes = 32;
+constexpr size_t max_schema_bytes = 256u << 10;       // REQUEST's "schema"
 
 // One byte on the wire; values are stable across versions.
 enum class command : uint8_t {
@@ -98,6 +99,9 @@ struct request {
     priority prio = priority::interactive;
     uint32_t deadline_ms = 0;            // 0: none; else ms from the broker's receipt
     bool stream = true;                  // send PARTIAL frames
+    // A JSON-schema subset (engine/grammar.h) the output must match, decoded under a grammar;
+    // "" none. For `command` the broker sets it from the whitelist (a client's is replaced).
+    std::string schema;
     // broker -> worker only: text already delivered to the client by a worker that died; the new
     // worker continues after it instead of starting over.
     std::string resume_text;

@@ -102,6 +102,8 @@ struct job {
     clock_type::time_point last_token;     // for gen_ms
     bool sampled = false;                  // first_token is set
     uint64_t serial = 0;                   // tells a slot's occupants apart across re-entrant sink calls
+    std::optional<grammar_matcher> matcher;  // with a constraint: where the output is in its grammar
+    std::vector<bool> mask;                // reused: the tokens the grammar allows next
 
     job(generation_request r, std::vector<token_id> toks, int32_t b)
         : req(std::move(r)), prompt(std::move(toks)), smp(req.sampling), budget(b) {}
@@ -245,6 +247,14 @@ struct generator::impl {
             return;
         }
         auto j = std::make_unique<job>(std::move(r), std::move(toks), budget);
+        if (j->req.constraint) {
+            j->matcher.emplace(j->req.constraint, grammar_vocab::get(mdl.vocab()));
+            // A resumed request continues the grammar after what was already delivered.
+            if (!j->matcher->accept_bytes(j->req.resume_text)) {
+                emit_error(id, "bad_request", "resume_text does not fit the request's schema");
+                return;
+            }
+        }
         j->submitted = clock_type::now();
         j->serial = next_serial++;
         if (budget == 0) {  // the resumed part already used every token
@@ -329,8 +339,10 @@ struct generator::impl {
         token_id tok = -1;
         std::string piece;
         try {
-            tok = j.smp.sample(ctx.logits(index), mdl.hparams().n_vocab);
+            if (j.matcher) j.matcher->allowed(j.mask);
+            tok = j.smp.sample(ctx.logits(index), mdl.hparams().n_vocab, j.matcher ? &j.mask : nullptr);
             if (tok >= 0 && !v.is_eog(tok)) piece = v.token_to_piece(tok, false);
+            if (j.matcher && tok >= 0 && !j.matcher->accept(tok)) throw std::logic_error("sampled a token the grammar does not allow");
         } catch (const std::exception& e) {
             std::unique_ptr<job> failed = take_slot(s);
             emit_error(failed->req.id, "internal", std::string("sampler: ") + e.what());
@@ -356,6 +368,7 @@ struct generator::impl {
         utf8_drain(j.raw, j.text, false);
         const char* reason = nullptr;
         if (j.text.size() > before && cut_stop(j, before)) reason = "stop";
+        else if (j.matcher && j.matcher->finished()) reason = "stop";  // nothing may follow: done without waiting for EOS
         else if (j.generated >= j.budget) reason = "length";
         else if (j.n_past >= ctx.n_ctx()) reason = "length";  // no position left for this token
         if (reason) {

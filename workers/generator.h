@@ -5,6 +5,7 @@
 
 #include "context.h"
 #include "chat-template.h"
+#include "grammar.h"
 #include "model.h"
 #include "sampler.h"
 
@@ -29,6 +30,7 @@ struct generation_request {
     std::optional<std::chrono::steady_clock::time_point> deadline;
     std::string resume_text;               // already delivered: continue after it, never repeat it
     int32_t resume_tokens = 0;
+    std::shared_ptr<const grammar> constraint;  // set: the output must be a sentence of it (ends when it is complete)
 };
 
 struct generation_event {

@@ -165,7 +165,8 @@ void worker::forget_all(const char* why) {
 void worker::on_request(std::string_view body) {
     wire::request r = wire::decode_request(body);
     const auto& svcs = cfg_.worker.services;
-    if (std::find(svcs.begin(), svcs.end(), r.service) == svcs.end() || (r.service != "complete" && r.service != "chat")) {
+    if (std::find(svcs.begin(), svcs.end(), r.service) == svcs.end() ||
+        (r.service != "complete" && r.service != "chat" && r.service != "command")) {
         send_error(r.id, wire::error_code::unsupported, "this worker does not serve '" + r.service + "'");
         return;
     }
@@ -175,8 +176,29 @@ void worker::on_request(std::string_view body) {
         return;
     }
     generation_request g;
+    if (!r.schema.empty()) {
+        auto it = grammars_.find(r.schema);
+        if (it == grammars_.end()) {
+            try {
+                if (grammars_.size() >= 32) grammars_.clear();  // bounded: schemas are few in practice
+                it = grammars_.emplace(r.schema, grammar_from_json_schema(r.schema)).first;
+            } catch (const grammar_error& e) {
+                std::string m = "schema";
+                if (!e.path().empty()) m.append(" at ").append(e.path());
+                m.append(": ").append(e.what());
+                send_error(r.id, wire::error_code::bad_request, m);
+                return;
+            }
+        }
+        g.constraint = it->second;
+    } else if (r.service == "command") {
+        send_error(r.id, wire::error_code::bad_request, "a command request needs its schema (the broker sets it)");
+        return;
+    }
     g.id = r.id;
-    g.chat = r.service == "chat";
+    // A command is one user turn in the model's chat template (the command model is trained so).
+    g.chat = r.service == "chat" || r.service == "command";
+    if (r.service == "command") g.messages.push_back({"user", r.prompt});
     g.prompt = std::move(r.prompt);
     for (auto& t : r.messages) g.messages.push_back({std::move(t.role), std::move(t.content)});
     g.max_tokens = r.max_tokens;

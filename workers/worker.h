@@ -14,6 +14,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -64,6 +66,8 @@ private:
     zmq::socket_t dealer_;                 // to the broker; replaced on reconnect
     zmq::socket_t pipe_in_;                // events from the engine thread: [cmd][id][body]
     std::set<std::string> running_;        // request ids given to the engine and not yet ended
+    // Compiled grammars by schema text: the broker sends the same command schema every time.
+    std::map<std::string, std::shared_ptr<const grammar>> grammars_;
     clock::time_point last_heard_;         // last message from the broker
     clock::time_point next_heartbeat_;
     std::chrono::milliseconds backoff_;    // wait before the next reconnect

@@ -16,11 +16,7 @@ constexpr uint32_t kAuditPageRows = 2000;
 
 }  // namespace
 
-void broker::log_read(log_query query, std::function<void(const log_answer&)> then) {
-    const uint64_t token = next_key_++;
-    log_calls_.emplace(token, std::move(then));
-    log_->read(std::move(query), token);
-}
+void broker::log_read(log_query query, std::function<void(const log_answer&)> then) { log_->read(std::move(query), log_then(std::move(then))); }
 
 void broker::client_audit(const std::string& client, std::string_view body) {
     wire::audit_call c;

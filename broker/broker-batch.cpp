@@ -33,11 +33,13 @@ std::string no_batch(const std::string& id) {
 
 }  // namespace
 
-void broker::log_call(log_task task, std::function<void(const log_answer&)> then) {
+uint64_t broker::log_then(std::function<void(const log_answer&)> then) {
     const uint64_t token = next_key_++;
     log_calls_.emplace(token, std::move(then));
-    log_->run(std::move(task), token);
+    return token;
 }
+
+void broker::log_call(log_task task, std::function<void(const log_answer&)> then) { log_->run(std::move(task), log_then(std::move(then))); }
 
 uint32_t broker::batch_running(const std::string& batch) const {
     uint32_t n = 0;

@@ -114,6 +114,7 @@ private:
     uint32_t batch_running(const std::string& batch) const;
     // Runs task on the writer thread; `then` runs on the loop once it is done.
     void log_call(log_task task, std::function<void(const log_answer&)> then);
+    uint64_t log_then(std::function<void(const log_answer&)> then);  // registers `then`; its token
     // broker-audit.cpp
     void client_audit(const std::string& client, std::string_view body);
     // Runs query on the reader thread; `then` runs on the loop once it is done.

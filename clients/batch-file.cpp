@@ -1,5 +1,7 @@
 #include "batch-file.h"
 
+#include "spelling.h"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -123,18 +125,6 @@ void field_apply(wire::request& r, const std::string& k, const json& v) {
     } else if (k == "priority") {
         if (!v.is_string() || v.get<std::string>() != "batch") field_fail(k, "only \"batch\" is allowed in a batch file (or leave it out)");
     }
-}
-
-size_t edit_distance(std::string_view a, std::string_view b) {
-    std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-    for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-    for (size_t i = 1; i <= a.size(); ++i) {
-        cur[0] = i;
-        for (size_t j = 1; j <= b.size(); ++j)
-            cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-        std::swap(prev, cur);
-    }
-    return prev[b.size()];
 }
 
 // "file.jsonl:LINE: message" with the library's own parse error made shorter.

@@ -3,6 +3,9 @@
 // one file are reported together, sorted by line, so a user fixes them in one pass.
 #include "config.h"
 
+#include "spelling.h"
+#include "toml-names.h"
+
 #include <toml++/toml.h>
 
 #include <pwd.h>
@@ -132,36 +135,6 @@ std::string endpoint_problem(const std::string& e) {
     return std::string("'").append(e).append("' must start with ipc://, tcp:// or inproc://");
 }
 
-size_t edit_distance(const std::string& a, const std::string& b) {
-    std::vector<size_t> row(b.size() + 1);
-    for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-    for (size_t i = 1; i <= a.size(); ++i) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= b.size(); ++j) {
-            const size_t up = row[j];
-            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-            diag = up;
-        }
-    }
-    return row[b.size()];
-}
-
-const char* type_name(toml::node_type t) {
-    switch (t) {
-        case toml::node_type::table: return "table";
-        case toml::node_type::array: return "array";
-        case toml::node_type::string: return "string";
-        case toml::node_type::integer: return "integer";
-        case toml::node_type::floating_point: return "float";
-        case toml::node_type::boolean: return "boolean";
-        case toml::node_type::date: return "date";
-        case toml::node_type::time: return "time";
-        case toml::node_type::date_time: return "date-time";
-        default: return "nothing";
-    }
-}
-
 // --- the reader: collects every problem of one file ---------------------------------------------
 
 struct config_problem {
@@ -184,12 +157,7 @@ public:
         const std::string name(k.str());
         std::string msg = prefix(k.source().begin.line);
         msg.append("unknown key '").append(qualify(section, name)).append("'");
-        std::string best;
-        size_t best_d = 3;  // suggest only close misspellings
-        for (const auto& cand : known) {
-            const size_t d = edit_distance(name, cand);
-            if (d < best_d) best_d = d, best = cand;
-        }
+        const std::string best = spelling_closest(name, known);  // only close misspellings
         if (!best.empty()) msg.append(" (did you mean '").append(qualify(section, best)).append("'?)");
         problems_.push_back({k.source().begin.line, std::move(msg)});
     }
@@ -197,7 +165,7 @@ public:
     std::optional<uint32_t> read_uint(const toml::node& n, const std::string& key, uint64_t lo, uint64_t hi) {
         const auto* i = n.as_integer();
         if (!i) {
-            fail(n.source(), key, std::string("expected an integer, got ").append(type_name(n.type())));
+            fail(n.source(), key, std::string("expected an integer, got ").append(toml_type_name(n.type())));
             return std::nullopt;
         }
         const int64_t v = i->get();
@@ -213,7 +181,7 @@ public:
     std::optional<std::string> read_string(const toml::node& n, const std::string& key) {
         const auto* s = n.as_string();
         if (!s) {
-            fail(n.source(), key, std::string("expected a string, got ").append(type_name(n.type())));
+            fail(n.source(), key, std::string("expected a string, got ").append(toml_type_name(n.type())));
             return std::nullopt;
         }
         return s->get();
@@ -255,7 +223,7 @@ public:
     std::optional<std::vector<std::string>> read_services(const toml::node& n, const std::string& key) {
         const auto* a = n.as_array();
         if (!a) {
-            fail(n.source(), key, std::string("expected an array of strings, got ").append(type_name(n.type())));
+            fail(n.source(), key, std::string("expected an array of strings, got ").append(toml_type_name(n.type())));
             return std::nullopt;
         }
         if (a->empty()) {
@@ -269,7 +237,7 @@ public:
             const std::string el_key = std::string(key).append("[").append(std::to_string(i)).append("]");
             const auto* s = el.as_string();
             if (!s) {
-                fail(el.source(), el_key, std::string("expected a string, got ").append(type_name(el.type())));
+                fail(el.source(), el_key, std::string("expected a string, got ").append(toml_type_name(el.type())));
                 ok = false;
             } else if (!valid_service_name(s->get())) {
                 fail(el.source(), el_key,
@@ -289,7 +257,7 @@ public:
 
     const toml::table* read_table(const toml::node& n, const std::string& key) {
         const auto* t = n.as_table();
-        if (!t) fail(n.source(), key, std::string("expected a table, got ").append(type_name(n.type())));
+        if (!t) fail(n.source(), key, std::string("expected a table, got ").append(toml_type_name(n.type())));
         return t;
     }
 

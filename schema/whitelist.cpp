@@ -4,6 +4,9 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "whitelist.h"
 
+#include "spelling.h"
+#include "toml-names.h"
+
 #include <pcre2.h>
 #include <toml++/toml.h>
 
@@ -56,36 +59,6 @@ bool valid_client_id(const std::string& s) {
     return std::all_of(s.begin(), s.end(), [](char ch) { return ch > 0x20 && ch < 0x7f && ch != '*'; });
 }
 
-size_t edit_distance(const std::string& a, const std::string& b) {
-    std::vector<size_t> row(b.size() + 1);
-    for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-    for (size_t i = 1; i <= a.size(); ++i) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= b.size(); ++j) {
-            const size_t up = row[j];
-            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-            diag = up;
-        }
-    }
-    return row[b.size()];
-}
-
-const char* type_name(toml::node_type t) {
-    switch (t) {
-        case toml::node_type::table: return "table";
-        case toml::node_type::array: return "array";
-        case toml::node_type::string: return "string";
-        case toml::node_type::integer: return "integer";
-        case toml::node_type::floating_point: return "float";
-        case toml::node_type::boolean: return "boolean";
-        case toml::node_type::date: return "date";
-        case toml::node_type::time: return "time";
-        case toml::node_type::date_time: return "date-time";
-        default: return "nothing";
-    }
-}
-
 std::string quoted(const std::string& s) { return std::string("'").append(whitelist_sanitize(s)).append("'"); }
 
 struct problem {
@@ -109,12 +82,7 @@ public:
         const std::string name(k.str());
         std::string msg = prefix(k.source().begin.line, k.source().begin.column);
         msg.append(qualify(section, name)).append(": unknown key");
-        std::string best;
-        size_t best_d = 3;  // suggest only close misspellings
-        for (const auto& cand : known) {
-            const size_t d = edit_distance(name, cand);
-            if (d < best_d) best_d = d, best = cand;
-        }
+        const std::string best = spelling_closest(name, known);  // only close misspellings
         if (!best.empty()) msg.append(" (did you mean '").append(best).append("'?)");
         problems_.push_back({k.source().begin.line, k.source().begin.column, std::move(msg)});
     }
@@ -122,7 +90,7 @@ public:
     std::optional<std::string> read_string(const toml::node& n, const std::string& key) {
         const auto* s = n.as_string();
         if (!s) {
-            fail(n.source(), key, std::string("expected a string, got ").append(type_name(n.type())));
+            fail(n.source(), key, std::string("expected a string, got ").append(toml_type_name(n.type())));
             return std::nullopt;
         }
         return s->get();
@@ -137,7 +105,7 @@ public:
             }
             return f->get();
         }
-        fail(n.source(), key, std::string("expected a number, got ").append(type_name(n.type())));
+        fail(n.source(), key, std::string("expected a number, got ").append(toml_type_name(n.type())));
         return std::nullopt;
     }
 
@@ -146,7 +114,7 @@ public:
                                                       std::string (*ok)(const std::string&)) {
         const auto* a = n.as_array();
         if (!a) {
-            fail(n.source(), key, std::string("expected an array of strings, got ").append(type_name(n.type())));
+            fail(n.source(), key, std::string("expected an array of strings, got ").append(toml_type_name(n.type())));
             return std::nullopt;
         }
         std::vector<std::string> out;
@@ -156,7 +124,7 @@ public:
             const std::string el_key = std::string(key).append("[").append(std::to_string(i)).append("]");
             const auto* s = el.as_string();
             std::string why;
-            if (!s) why = std::string("expected a string, got ").append(type_name(el.type()));
+            if (!s) why = std::string("expected a string, got ").append(toml_type_name(el.type()));
             else if (!(why = ok(s->get())).empty()) {
             } else if (std::find(out.begin(), out.end(), s->get()) != out.end())
                 why = quoted(s->get()).append(" is listed twice");
@@ -173,7 +141,7 @@ public:
 
     const toml::table* read_table(const toml::node& n, const std::string& key) {
         const auto* t = n.as_table();
-        if (!t) fail(n.source(), key, std::string("expected a table, got ").append(type_name(n.type())));
+        if (!t) fail(n.source(), key, std::string("expected a table, got ").append(toml_type_name(n.type())));
         return t;
     }
 
@@ -251,14 +219,14 @@ void read_input(whitelist_reader& r, const toml::table& t, whitelist& w) {
         const std::string q = std::string("input.").append(key);
         if (key == "max_prompt_bytes") {
             const auto* i = v.as_integer();
-            if (!i) r.fail(v.source(), q, std::string("expected an integer, got ").append(type_name(v.type())));
+            if (!i) r.fail(v.source(), q, std::string("expected an integer, got ").append(toml_type_name(v.type())));
             else if (i->get() < 1 || i->get() > (16 << 20))
                 r.fail(v.source(), q, std::to_string(i->get()).append(" is out of range 1..16777216"));
             else w.max_prompt_bytes = static_cast<uint32_t>(i->get());
         } else if (key == "deny") {
             const auto* a = v.as_array();
             if (!a) {
-                r.fail(v.source(), q, std::string("expected an array of tables, got ").append(type_name(v.type())));
+                r.fail(v.source(), q, std::string("expected an array of tables, got ").append(toml_type_name(v.type())));
                 continue;
             }
             for (size_t i = 0; i < a->size(); ++i) {
@@ -493,7 +461,7 @@ template <class Fn>
 void read_array_of_tables(whitelist_reader& r, const toml::node& v, const std::string& key, Fn fn) {
     const auto* a = v.as_array();
     if (!a) {
-        r.fail(v.source(), key, std::string("expected an array of tables ([[").append(key).append("]]), got ").append(type_name(v.type())));
+        r.fail(v.source(), key, std::string("expected an array of tables ([[").append(key).append("]]), got ").append(toml_type_name(v.type())));
         return;
     }
     for (size_t i = 0; i < a->size(); ++i) {
@@ -614,7 +582,7 @@ whitelist whitelist_parse(const std::string& text, const std::string& source) {
         const std::string key(k.str());
         if (key == "version") {
             const auto* i = v.as_integer();
-            if (!i) r.fail(v.source(), key, std::string("expected an integer, got ").append(type_name(v.type())));
+            if (!i) r.fail(v.source(), key, std::string("expected an integer, got ").append(toml_type_name(v.type())));
             else if (i->get() != 1) r.fail(v.source(), key, std::to_string(i->get()).append(" is not a supported version (1)"));
         } else if (key == "input") {
             if (const auto* t = r.read_table(v, key)) read_input(r, *t, w);

@@ -36,6 +36,15 @@ std::string file_write(const std::string& path, const std::string& text) {
     return path;
 }
 
+// A fresh file name for a whitelist the test writes (and removes).
+std::string whitelist_path_make() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "hearth-wl-XXXXXX.toml").string();
+    const int fd = mkstemps(tmpl.data(), 5);
+    if (fd < 0) throw std::runtime_error("mkstemps failed");
+    ::close(fd);
+    return tmpl;
+}
+
 std::map<std::string, hearth::usage_row> rows_by_id(const std::string& db_path) {
     hearth::usage_db db(db_path, false);
     std::map<std::string, hearth::usage_row> out;
@@ -55,10 +64,7 @@ wire::request command_make(const std::string& id, const std::string& text) {
 TEST(input_filter, refusals_answer_filtered_with_the_rule_and_are_logged) {
     const std::string model = hearth::test::model_path("stories260K-f32.gguf");
     if (!hearth::test::require_file(model)) GTEST_SKIP() << model;
-    std::string tmpl = (std::filesystem::temp_directory_path() / "hearth-wl-XXXXXX.toml").string();
-    const int fd = mkstemps(tmpl.data(), 5);
-    ASSERT_GE(fd, 0);
-    ::close(fd);
+    const std::string tmpl = whitelist_path_make();
     const std::string wl = file_write(tmpl, whitelist_text(""));
     bus_fixture bus("whitelist = \"" + wl + "\"\n");
     bus.broker_start();
@@ -105,10 +111,7 @@ TEST(input_filter, refusals_answer_filtered_with_the_rule_and_are_logged) {
 TEST(whitelist_reload, sighup_applies_a_new_file_keeps_requests_and_survives_a_bad_one) {
     const std::string model = hearth::test::model_path("synth-llama-spm-f32.gguf");
     if (!hearth::test::require_file(model)) GTEST_SKIP() << model;
-    std::string tmpl = (std::filesystem::temp_directory_path() / "hearth-wl-XXXXXX.toml").string();
-    const int fd = mkstemps(tmpl.data(), 5);
-    ASSERT_GE(fd, 0);
-    ::close(fd);
+    const std::string tmpl = whitelist_path_make();
     const std::string wl = file_write(tmpl, whitelist_text(""));
     bus_fixture bus("whitelist = \"" + wl + "\"\n");
     bus.broker_start();
@@ -158,10 +161,7 @@ TEST(whitelist_reload, sighup_applies_a_new_file_keeps_requests_and_survives_a_b
 }
 
 TEST(whitelist_reload, a_bad_file_at_start_stops_the_broker_with_its_line) {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "hearth-wl-XXXXXX.toml").string();
-    const int fd = mkstemps(tmpl.data(), 5);
-    ASSERT_GE(fd, 0);
-    ::close(fd);
+    const std::string tmpl = whitelist_path_make();
     const std::string wl = file_write(tmpl, "version = 1\n[[devices]]\nid = \"light.kitchen\"\nactions = [\"turn_on\"]\nbogus = 3\n");
     bus_fixture bus;
     auto r = hearth::test::command_run({hearth::test::binary_dir() + "/broker/hearth-broker", "--config", bus.config_path(), "--whitelist", wl});

@@ -130,20 +130,37 @@ int32_t grammar_matcher::intern(const stack_set& stacks) const {
     if (fresh) {
         state s;
         s.key = it;
-        s.next.fill(unknown_state);
         s.complete = grammar::is_complete(stacks);
-        states_.push_back(s);
+        states_.push_back(std::move(s));
     }
     return it->second;
 }
 
 int32_t grammar_matcher::step(int32_t from, uint8_t b) const {
-    const int32_t known = states_[static_cast<size_t>(from)].next[b];
-    if (known != unknown_state) return known;
+    {
+        const state& s = states_[static_cast<size_t>(from)];
+        if (s.dense) {
+            const int32_t known = (*s.dense)[b];
+            if (known != unknown_state) return known;
+        } else {
+            for (const auto& [byte, to] : s.sparse) {
+                if (byte == b) return to;
+            }
+        }
+    }
     // The key lives in the map's node: intern() may grow states_ but never moves it.
     grammar_->advance(states_[static_cast<size_t>(from)].key->first, b, scratch_);
     const int32_t to = scratch_.empty() ? dead_state : intern(scratch_);
-    states_[static_cast<size_t>(from)].next[b] = to;
+    state& s = states_[static_cast<size_t>(from)];
+    if (!s.dense && s.sparse.size() >= sparse_limit) {
+        s.dense = std::make_unique<std::array<int32_t, 256>>();
+        s.dense->fill(unknown_state);
+        for (const auto& [byte, next] : s.sparse) (*s.dense)[byte] = next;
+        s.sparse.clear();
+        s.sparse.shrink_to_fit();
+    }
+    if (s.dense) (*s.dense)[b] = to;
+    else s.sparse.emplace_back(b, to);
     return to;
 }
 

@@ -214,20 +214,27 @@ public:
     void reset();
 
     const grammar& rules() const { return *grammar_; }
+    // The current stack set (one stack per live parse), for checks and debugging.
+    const std::vector<grammar::stack>& stacks() const { return states_[static_cast<size_t>(current_)].key->first; }
 
-    // Cached states past which the cache is dropped at the next allowed()/accept() (about 1 KiB each
-    // plus their stacks). One allowed() adds at most one state per trie node it visits.
-    static constexpr size_t max_states = 2048;
+    // Cached states past which the cache is dropped at the next allowed()/accept() (a few hundred
+    // bytes each, 1 KiB more for the few with a full table). One allowed() adds at most one state
+    // per trie node it visits.
+    static constexpr size_t max_states = 8192;
 
 private:
     using stack_set = std::vector<grammar::stack>;
     static constexpr int32_t unknown_state = -1;  // transition not computed yet
     static constexpr int32_t dead_state = -2;     // the byte kills every stack
+    // Transitions a state keeps in a short list before it gets a full 256-entry table: most states
+    // (inside literals) only ever see a byte or two, a few (inside strings) see most bytes.
+    static constexpr size_t sparse_limit = 8;
     // One interned stack set.
     struct state {
-        std::map<stack_set, int32_t>::const_iterator key;  // its stacks (the index's key, stable)
-        std::array<int32_t, 256> next;                     // per byte: state id, dead or unknown
-        bool complete = false;                             // some stack is empty
+        std::map<stack_set, int32_t>::const_iterator key;      // its stacks (the index's key, stable)
+        std::vector<std::pair<uint8_t, int32_t>> sparse;       // known transitions, until sparse_limit
+        std::unique_ptr<std::array<int32_t, 256>> dense;       // per byte: state id, dead or unknown
+        bool complete = false;                                 // some stack is empty
     };
 
     int32_t intern(const stack_set& stacks) const;        // id of a stack set, added if new

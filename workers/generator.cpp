@@ -129,6 +129,7 @@ struct generator::impl {
     uint64_t next_serial = 1;                  // serials are never reused
     bool kind_known = false;                   // chat_kind is decided (lazily, on first chat)
     chat_template_kind chat_kind = chat_template_kind::chatml;  // the model's template, or ChatML
+    std::shared_ptr<const grammar_vocab> grammar_tokens;  // the token trie for masks, built at the first constrained request
 
     static context_params make_ctx_params(const model& m, const generator_params& p) {
         context_params cp;
@@ -248,7 +249,8 @@ struct generator::impl {
         }
         auto j = std::make_unique<job>(std::move(r), std::move(toks), budget);
         if (j->req.constraint) {
-            j->matcher.emplace(j->req.constraint, grammar_vocab::get(mdl.vocab()));
+            if (!grammar_tokens) grammar_tokens = grammar_vocab::get(mdl.vocab());  // (get hashes every token: once)
+            j->matcher.emplace(j->req.constraint, grammar_tokens);
             // A resumed request continues the grammar after what was already delivered.
             if (!j->matcher->accept_bytes(j->req.resume_text)) {
                 emit_error(id, "bad_request", "resume_text does not fit the request's schema");

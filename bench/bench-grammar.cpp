@@ -164,7 +164,7 @@ int main(int argc, char** argv) {
         for (double x : mask_us) mask_mean += x / static_cast<double>(mask_us.size());
         std::printf("mask:   median %.2f us  mean %.2f us  p90 %.2f us  max %.2f us\n", mm, mask_mean, percentile(mask_us, 0.9), percentile(mask_us, 1.0));
         const size_t worst = static_cast<size_t>(std::max_element(mask_us.begin(), mask_us.end()) - mask_us.begin());
-        std::printf("        (slowest: mask #%zu; the first masks of a fresh matcher fill its transition cache)\n", worst);
+        std::printf("        (slowest: mask #%zu; a mask in states not seen before fills the matcher's transition cache)\n", worst);
         std::printf("decode: median %.2f us  p90 %.2f us\n", dm, percentile(decode_us, 0.9));
         std::printf("ratio:  mask / decode step = %.2f%% (target < 10%%)\n", dm > 0 ? 100.0 * mm / dm : 0.0);
         std::printf("constrained greedy: %d/%d exact matches, %d ended with the grammar complete\n", exact, run, complete);

@@ -111,12 +111,22 @@ void broker::batch_submit(const std::string& client, wire::batch_call c) {
         }
         stored.emplace_back(r.id, std::move(body));
     }
+    uint64_t bytes = 0;
+    for (const auto& r : c.jobs) bytes += request_bytes(r);
+    if (std::string why = budget_refusal(bytes); !why.empty()) {
+        spdlog::warn("broker: batch {} refused: {}", c.id, why);
+        wire::error_reply e{c.id, wire::error_code::overloaded, why, 2000};
+        send_client(client, wire::command::error, wire::encode(e));
+        return;
+    }
+    held_bytes_ += bytes;  // reserved now, so that submissions stored meanwhile cannot all pass
     const std::string owner = identity_of(client);
     const int64_t now = wall_us(broker_clock::now());
     auto id = std::make_shared<std::string>();
     log_call([stored = std::move(stored), owner, now, id](batch_store& s) { *id = s.create(owner, stored, now); },
-             [this, client, call_id = c.id, jobs = std::move(c.jobs), owner, id, now](const log_answer& a) mutable {
+             [this, client, call_id = c.id, jobs = std::move(c.jobs), owner, id, now, bytes](const log_answer& a) mutable {
                  if (!a.ok) {
+                     held_bytes_ -= std::min(held_bytes_, bytes);
                      send_client_error(client, call_id, wire::error_code::internal, "the batch could not be stored: " + a.error);
                      return;
                  }
@@ -209,7 +219,12 @@ void broker::batch_query(const std::string& client, const wire::batch_call& c) {
 
 void broker::batch_forget(const std::string& batch) {
     for (auto& [service, waiting] : backlog_)
-        waiting.erase(std::remove_if(waiting.begin(), waiting.end(), [&](const backlog_job& b) { return b.batch == batch; }),
+        waiting.erase(std::remove_if(waiting.begin(), waiting.end(),
+                                     [&](const backlog_job& b) {
+                                         if (b.batch != batch) return false;
+                                         held_bytes_ -= std::min(held_bytes_, request_bytes(b.req));
+                                         return true;
+                                     }),
                       waiting.end());
     std::vector<uint64_t> keys;
     for (const auto& [key, j] : jobs_)
@@ -244,6 +259,7 @@ void broker::batch_restore(std::vector<pending_job> pending) {
             continue;
         }
         const std::string service = r.service;
+        held_bytes_ += request_bytes(r);  // counted, never refused: these were acknowledged
         backlog_[service].push_back(backlog_job{p.batch_id, p.idx, p.client, std::move(r)});
         ++restored;
     }
@@ -264,6 +280,7 @@ void broker::backlog_dispatch(const std::string& service) {
         j.batch = std::move(next.batch);
         j.batch_idx = next.idx;
         j.req = std::move(next.req);
+        j.bytes = request_bytes(j.req);  // already in held_bytes_ since it entered the backlog
         j.received = broker_clock::now();
         if (j.req.deadline_ms > 0) {
             // A job's deadline counts from when it leaves the backlog: a batch may wait all night.

@@ -344,6 +344,14 @@ void broker::client_request(const std::string& client, std::string_view body) {
         return;
     }
     if (r.service == "command" && command_prepare(client, r)) return;  // answered by the fast path (or refused)
+    const uint64_t bytes = request_bytes(r);
+    if (std::string why = budget_refusal(bytes); !why.empty()) {
+        spdlog::warn("broker: request {} from {} refused: {}", r.id, peer_name(client), why);
+        log_refusal(client, r, wire::error_code::overloaded);
+        wire::error_reply e{r.id, wire::error_code::overloaded, why, 2000};
+        send_client(client, wire::command::error, wire::encode(e));
+        return;
+    }
     if (cfg_.broker.no_worker_ms == 0 && workers_.count_serving(r.service) == 0) {
         refuse(client, r, wire::error_code::no_worker, "no worker serves '" + r.service + "' now");
         return;
@@ -367,8 +375,11 @@ void broker::client_request(const std::string& client, std::string_view body) {
         j.deadline = j.received + milliseconds(r.deadline_ms);
         next_deadline_ = std::min(next_deadline_, *j.deadline);
     }
+    j.bytes = bytes;
+    j.note = guard_note(r.service);
     j.req = std::move(r);
     by_client_id_[{client, j.req.id}] = key;
+    held_bytes_ += bytes;
     jobs_.emplace(key, std::move(j));
     // Dispatch before answering, so the answer says whether it waits at all.
     dispatch();
@@ -414,6 +425,12 @@ void broker::client_status(const std::string& client) {
         ss.batch = queue_.depth(name, wire::priority::batch);
         if (auto b = backlog_.find(name); b != backlog_.end()) ss.batch += static_cast<uint32_t>(b->second.size());
         ss.workers = workers_.count_serving(name);
+        for (const auto& [wid, w] : workers_.all()) {
+            if (!w.serves(name)) continue;
+            if (w.guard == "critical") ++ss.critical;
+            else if (w.guard == "throttled") ++ss.throttled;
+        }
+        if (ss.interactive + ss.batch > 0) ss.note = guard_note(name);
         s.services.push_back(ss);
     }
     for (const auto& [key, j] : jobs_) {
@@ -429,6 +446,7 @@ void broker::client_status(const std::string& client) {
         ws.slots = w.slots;
         ws.busy = w.busy();
         ws.guard = w.guard;
+        ws.memory = w.memory;
         ws.last_seen_ms = ms_between(w.last_seen, now);
         s.workers.push_back(ws);
     }
@@ -454,7 +472,8 @@ void broker::client_gone(const std::string& client) {
 // ------------------------------------------------------------------ jobs
 
 wire::accepted broker::accepted_for(const job& j) const {
-    wire::accepted a{j.req.id, 0, queue_.depth(j.req.service)};
+    wire::accepted a{j.req.id, 0, queue_.depth(j.req.service), {}};
+    if (j.worker.empty()) a.note = j.note;
     if (j.worker.empty()) a.position = queue_.position(j.req.service, j.req.prio, j.key).value_or(0);
     return a;
 }
@@ -477,6 +496,7 @@ void broker::job_erase(uint64_t key) {
     auto it = jobs_.find(key);
     if (it == jobs_.end()) return;
     job& j = it->second;
+    held_bytes_ -= std::min(held_bytes_, j.bytes);
     if (!j.worker.empty()) {
         if (worker_entry* w = workers_.find(j.worker)) w->assigned.erase(key);
     } else {
@@ -605,12 +625,14 @@ void broker::worker_ready(const std::string& wid, std::string_view body) {
     w.slots = r.slots;
     w.n_ctx = r.n_ctx;
     w.reported_free = r.slots;
-    w.guard = r.guard.empty() ? "ok" : r.guard;
     w.last_seen = broker_clock::now();
     std::string svcs;
     for (const auto& s : w.services) svcs.append(svcs.empty() ? "" : ",").append(s);
     spdlog::info("broker: worker {} ready: model {}, services {}, {} slots", w.name, w.model, svcs, w.slots);
     std::set<uint64_t> lost = workers_.add(std::move(w));
+    worker_entry& added = *workers_.find(wid);
+    worker_event_log(added, "ready", "", r.memory ? wire::memory_report_describe(*r.memory) : std::string());
+    worker_guard(added, r.guard, r.memory);
     // A worker that says READY again has forgotten what it ran.
     for (uint64_t key : lost) {
         auto it = jobs_.find(key);
@@ -628,10 +650,7 @@ void broker::worker_ready(const std::string& wid, std::string_view body) {
 void broker::worker_heartbeat(worker_entry& w, std::string_view body) {
     wire::heartbeat hb = wire::decode_heartbeat(body, limits_);
     w.reported_free = hb.free_slots;
-    if (hb.guard != w.guard) {
-        spdlog::info("broker: worker {} guard {} -> {}", w.name, w.guard, hb.guard);
-        w.guard = hb.guard;
-    }
+    worker_guard(w, hb.guard, std::move(hb.memory));
 }
 
 void broker::worker_partial(worker_entry& w, std::string_view body) {
@@ -689,6 +708,7 @@ void broker::worker_error(worker_entry& w, std::string_view body) {
         else spdlog::warn("broker: worker {} reports: {}: {}", w.name, wire::error_code_name(e.code), e.message);
         return;
     }
+    if (e.code == wire::error_code::overloaded && job_requeue_overloaded(*j, key, w)) return;
     if (!j->ended_for_client) {
         e.id = j->req.id;
         const std::string client = j->client;
@@ -706,6 +726,8 @@ void broker::worker_lost(const std::string& wid, const char* why) {
     if (!w) return;
     if (w->assigned.empty() && std::string_view(why) == "said goodbye") spdlog::info("broker: worker {} left", w->name);
     else spdlog::warn("broker: worker {} lost ({}); {} request(s) in flight", w->name, why, w->assigned.size());
+    const bool left = std::string_view(why) == "said goodbye";
+    worker_event_log(*w, left ? "left" : "lost", "", left ? std::string() : std::string(why));
     std::set<uint64_t> lost = workers_.remove(wid);
     for (uint64_t key : lost) {
         auto it = jobs_.find(key);
@@ -762,6 +784,19 @@ void broker::tick() {
     for (uint64_t key : orphaned) {
         auto it = jobs_.find(key);
         if (it != jobs_.end()) job_fail(it->second, wire::error_code::no_worker, "no worker serves '" + it->second.req.service + "'");
+    }
+    // Requests whose every worker is critical: waited as long as for no worker at all.
+    std::vector<uint64_t> starved;
+    for (const auto& [key, j] : jobs_) {
+        if (!j.ended_for_client && j.batch.empty() && j.worker.empty() && workers_.count_serving(j.req.service) > 0 &&
+            workers_.count_usable(j.req.service) == 0 && now - j.received >= milliseconds(cfg_.broker.no_worker_ms))
+            starved.push_back(key);
+    }
+    for (uint64_t key : starved) {
+        auto it = jobs_.find(key);
+        if (it != jobs_.end())
+            job_fail(it->second, wire::error_code::overloaded,
+                     "every worker serving '" + it->second.req.service + "' stayed critical (low on memory); try again later");
     }
 }
 

@@ -64,6 +64,9 @@ private:
         std::string owner;                     // the identity it is logged under (batch jobs: the batch's owner)
         std::string filter_verdict;            // usage row: "allowed" once the output filter passed it
         std::string filter_rule;               // usage row: the rule that fired when filtered
+        uint64_t bytes = 0;                    // what it counts against broker.queue_bytes
+        std::string note;                      // the last ACCEPTED note its client got (why it waits)
+        int overloaded = 0;                    // times a worker handed it back as overloaded
     };
 
     // A batch job not yet taken into jobs_ (waits until a worker has a slot nothing else wants).
@@ -127,6 +130,21 @@ private:
     void worker_final(worker_entry& w, std::string_view body);
     void worker_error(worker_entry& w, std::string_view body);
     void worker_lost(const std::string& wid, const char* why);
+    // broker-guard.cpp: workers' resource guards and the broker's own memory budget.
+    // A worker's guard as READY or HEARTBEAT reports it: routing, logs, events, clients' notes.
+    void worker_guard(worker_entry& w, const std::string& state, std::optional<wire::memory_report> memory);
+    // A worker event for the usage database (and nothing else: the caller logs).
+    void worker_event_log(const worker_entry& w, const char* event, const std::string& previous, const std::string& detail);
+    // Why queued work of a service waits beyond its place in line ("" when only the line holds it).
+    std::string guard_note(const std::string& service) const;
+    // Sends a new ACCEPTED to every client whose queued request's note changed.
+    void notes_refresh();
+    // A worker said `overloaded` for a running job: true when it went back to the queue.
+    bool job_requeue_overloaded(job& j, uint64_t key, worker_entry& w);
+    // Memory a request holds in the broker (its texts plus bookkeeping), for broker.queue_bytes.
+    static uint64_t request_bytes(const wire::request& r);
+    // "" when `more` bytes fit broker.queue_bytes, else the overloaded message.
+    std::string budget_refusal(uint64_t more) const;
 
     void dispatch();
     bool dispatch_one(job& j, worker_entry& w);
@@ -172,6 +190,7 @@ private:
     std::shared_ptr<const whitelist> whitelist_;       // the safety whitelist; null when none is configured
     std::shared_ptr<const command_matcher> fast_path_;  // the command fast path built from it
     std::string command_grammar_;              // the command requests' schema: the whole home (see broker-filter.cpp)
+    uint64_t held_bytes_ = 0;                  // request_bytes of every live job and backlog job (broker.queue_bytes)
 };
 
 }  // namespace hearth

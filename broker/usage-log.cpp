@@ -76,7 +76,7 @@ usage_log::~usage_log() {
 void usage_log::submit(usage_row row, uint64_t token) {
     {
         std::lock_guard<std::mutex> lock(mu_);
-        queue_.push_back(item{std::move(row), std::nullopt, nullptr, token});
+        queue_.push_back(item{std::move(row), std::nullopt, nullptr, token, std::nullopt});
     }
     cv_.notify_one();
 }
@@ -84,7 +84,17 @@ void usage_log::submit(usage_row row, uint64_t token) {
 void usage_log::submit(usage_row row, job_outcome outcome, uint64_t token) {
     {
         std::lock_guard<std::mutex> lock(mu_);
-        queue_.push_back(item{std::move(row), std::move(outcome), nullptr, token});
+        queue_.push_back(item{std::move(row), std::move(outcome), nullptr, token, std::nullopt});
+    }
+    cv_.notify_one();
+}
+
+void usage_log::submit(worker_event event) {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        item it;
+        it.event = std::move(event);
+        queue_.push_back(std::move(it));
     }
     cv_.notify_one();
 }
@@ -92,7 +102,7 @@ void usage_log::submit(usage_row row, job_outcome outcome, uint64_t token) {
 void usage_log::run(log_task task, uint64_t token) {
     {
         std::lock_guard<std::mutex> lock(mu_);
-        queue_.push_back(item{usage_row{}, std::nullopt, std::move(task), token});
+        queue_.push_back(item{usage_row{}, std::nullopt, std::move(task), token, std::nullopt});
     }
     cv_.notify_one();
 }
@@ -146,6 +156,16 @@ bool usage_log::rows_write(std::vector<usage_row>& rows, const std::vector<job_o
     }
 }
 
+void usage_log::events_write(std::vector<worker_event>& events) {
+    if (events.empty()) return;
+    try {
+        db_->events_append(events);
+    } catch (const std::exception& e) {
+        spdlog::error("usage log {}: {} worker event(s) lost: {}", path_, events.size(), e.what());
+    }
+    events.clear();
+}
+
 void usage_log::reader_loop() {
     zmq::socket_t out = push_connect(zctx_, notify_endpoint_);
     std::vector<std::pair<log_query, uint64_t>> work;
@@ -172,6 +192,7 @@ void usage_log::writer_loop() {
     std::vector<usage_row> rows;
     std::vector<job_outcome> outcomes;
     std::vector<uint64_t> tokens;
+    std::vector<worker_event> events;
     std::string msg;
     // Commits the rows gathered so far (one transaction: the group commit) and reports them.
     auto flush = [&] {
@@ -196,6 +217,10 @@ void usage_log::writer_loop() {
             items.swap(queue_);
         }
         for (item& it : items) {
+            if (it.event) {
+                events.push_back(std::move(*it.event));
+                continue;
+            }
             if (!it.task) {
                 rows.push_back(std::move(it.row));
                 if (it.outcome) outcomes.push_back(std::move(*it.outcome));
@@ -206,6 +231,7 @@ void usage_log::writer_loop() {
             answer_send(out, it.token, [&] { it.task(*batches_); }, path_);
         }
         flush();
+        events_write(events);
         items.clear();
     }
 }

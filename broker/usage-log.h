@@ -60,6 +60,8 @@ public:
     void submit(usage_row row, uint64_t token);
     // A batch job's row with its result: both are committed in one transaction or neither is.
     void submit(usage_row row, job_outcome outcome, uint64_t token);
+    // Queues a worker event (written with the next commit; nobody waits for it).
+    void submit(worker_event event);
     // Runs task on the writer thread after everything handed over before it; its answer (token
     // non-zero) comes back in drain().answers.
     void run(log_task task, uint64_t token);
@@ -83,12 +85,15 @@ private:
         std::optional<job_outcome> outcome;  // a batch job's result that goes with the row
         log_task task;                     // set: a task instead of a row
         uint64_t token = 0;                // reported back when done (0: not)
+        std::optional<worker_event> event; // set: a worker event instead of a row or task
     };
     void writer_loop();
     void reader_loop();
     // Appends consecutive rows (with their outcomes) in one transaction, retrying on failure;
     // false only when stopping with them still unwritten.
     bool rows_write(std::vector<usage_row>& rows, const std::vector<job_outcome>& outcomes);
+    // Writes worker events; on failure logs them as lost (they are diagnostics, never worth a stall).
+    void events_write(std::vector<worker_event>& events);
 
     std::string path_;                     // the database file
     std::unique_ptr<usage_db> db_;         // used by the writer thread only, after construction

@@ -8,6 +8,11 @@ bool worker_entry::serves(const std::string& service) const {
     return std::find(services.begin(), services.end(), service) != services.end();
 }
 
+int32_t worker_entry::usable_slots() const {
+    if (guard == "critical") return 0;
+    return slots_now >= 0 ? std::min(slots, slots_now) : slots;
+}
+
 std::set<uint64_t> worker_registry::add(worker_entry w) {
     std::set<uint64_t> lost;
     auto it = workers_.find(w.routing_id);
@@ -34,7 +39,7 @@ worker_entry* worker_registry::pick(const std::string& service) {
     worker_entry* best = nullptr;
     auto rank = [](const worker_entry& w) { return w.guard == "ok" ? 0 : 1; };
     for (auto& [id, w] : workers_) {
-        if (!w.serves(service) || w.guard == "critical" || w.busy() >= w.slots) continue;
+        if (!w.serves(service) || w.busy() >= w.usable_slots()) continue;
         if (!best) {
             best = &w;
             continue;
@@ -45,7 +50,7 @@ worker_entry* worker_registry::pick(const std::string& service) {
             if (rw < rb) best = &w;
             continue;
         }
-        if (static_cast<int64_t>(w.busy()) * best->slots < static_cast<int64_t>(best->busy()) * w.slots) best = &w;
+        if (static_cast<int64_t>(w.busy()) * best->usable_slots() < static_cast<int64_t>(best->busy()) * w.usable_slots()) best = &w;
     }
     return best;
 }
@@ -54,6 +59,13 @@ uint32_t worker_registry::count_serving(const std::string& service) const {
     uint32_t n = 0;
     for (const auto& [id, w] : workers_)
         if (w.serves(service)) ++n;
+    return n;
+}
+
+uint32_t worker_registry::count_usable(const std::string& service) const {
+    uint32_t n = 0;
+    for (const auto& [id, w] : workers_)
+        if (w.serves(service) && w.guard != "critical") ++n;
     return n;
 }
 

@@ -31,7 +31,16 @@ int request_run(const globals& g, client& c, wire::request r, client_result* out
         std::fflush(stdout);
         streamed += p.text;
     };
-    client_result res = stream ? c.call(r, on_partial) : c.call(r);
+    // Why the request waits beyond its place in line (workers low on memory), on stderr so the
+    // answer on stdout stays clean; said once per change.
+    std::string note;
+    auto on_accepted = [&](const wire::accepted& a) {
+        if (a.note == note) return;
+        note = a.note;
+        if (!note.empty()) std::fprintf(stderr, "hearth: waiting: %s\n", note.c_str());
+        else std::fprintf(stderr, "hearth: a worker can take the request again\n");
+    };
+    client_result res = c.call(r, stream ? std::function<void(const wire::partial&)>(on_partial) : nullptr, on_accepted);
     const int rc = result_print(g, res, r.id, streamed);
     if (out) *out = std::move(res);
     return rc;

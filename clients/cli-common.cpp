@@ -164,10 +164,24 @@ nlohmann::json error_json(const std::string& id, const std::string& code, const 
 nlohmann::json status_json(const wire::status_reply& s) {
     nlohmann::json services = nlohmann::json::array(), workers = nlohmann::json::array();
     for (const auto& sv : s.services)
-        services.push_back({{"name", sv.name}, {"interactive", sv.interactive}, {"batch", sv.batch}, {"running", sv.running}, {"workers", sv.workers}});
-    for (const auto& w : s.workers)
-        workers.push_back({{"id", w.id}, {"model", w.model}, {"services", w.services}, {"slots", w.slots}, {"busy", w.busy},
-                           {"guard", w.guard}, {"last_seen_ms", w.last_seen_ms}});
+        services.push_back({{"name", sv.name}, {"interactive", sv.interactive}, {"batch", sv.batch}, {"running", sv.running}, {"workers", sv.workers},
+                            {"throttled", sv.throttled}, {"critical", sv.critical}, {"note", sv.note}});
+    for (const auto& w : s.workers) {
+        nlohmann::json one = {{"id", w.id}, {"model", w.model}, {"services", w.services}, {"slots", w.slots}, {"busy", w.busy},
+                              {"guard", w.guard}, {"last_seen_ms", w.last_seen_ms}};
+        if (w.memory) {
+            const wire::memory_report& m = *w.memory;
+            // Unknown readings are null rather than 0 or -1, so scripts cannot mistake them for values.
+            auto bytes = [](uint64_t v) { return v ? nlohmann::json(v) : nlohmann::json(); };
+            auto pct = [](double v) { return v >= 0 ? nlohmann::json(v) : nlohmann::json(); };
+            one["memory"] = {{"reason", m.reason}, {"slots_now", m.slots_now}, {"mem_total", bytes(m.mem_total)},
+                             {"mem_available", bytes(m.mem_available)}, {"psi_some", pct(m.psi_some)}, {"psi_full", pct(m.psi_full)},
+                             {"cgroup_current", bytes(m.cgroup_current)},
+                             {"cgroup_limit", m.cgroup_limit == UINT64_MAX ? nlohmann::json("max") : bytes(m.cgroup_limit)},
+                             {"rss", bytes(m.rss)}, {"budget", bytes(m.budget)}};
+        }
+        workers.push_back(std::move(one));
+    }
     return {{"services", services}, {"workers", workers}, {"uptime_s", s.uptime_s}, {"served", s.served}};
 }
 

@@ -52,9 +52,20 @@ int status_run(const globals& g) {
         return exit_ok;
     }
     table services = {{"SERVICE", "QUEUED-INTERACTIVE", "QUEUED-BATCH", "RUNNING", "WORKERS"}};
-    for (const auto& sv : s->services)
-        services.push_back({sv.name, std::to_string(sv.interactive), std::to_string(sv.batch), std::to_string(sv.running), std::to_string(sv.workers)});
+    for (const auto& sv : s->services) {
+        std::string workers = std::to_string(sv.workers);
+        if (sv.throttled || sv.critical) {
+            workers.append(" (");
+            if (sv.throttled) workers.append(std::to_string(sv.throttled)).append(" throttled");
+            if (sv.throttled && sv.critical) workers.append(", ");
+            if (sv.critical) workers.append(std::to_string(sv.critical)).append(" critical");
+            workers.append(")");
+        }
+        services.push_back({sv.name, std::to_string(sv.interactive), std::to_string(sv.batch), std::to_string(sv.running), workers});
+    }
     table_print(services);
+    for (const auto& sv : s->services)
+        if (!sv.note.empty()) std::printf("%s: %s\n", sv.name.c_str(), sv.note.c_str());
     std::printf("\n");
     if (s->workers.empty()) {
         std::printf("no workers\n");
@@ -63,6 +74,16 @@ int status_run(const globals& g) {
         for (const auto& w : s->workers)
             workers.push_back({w.id, w.model, join(w.services), std::to_string(w.busy) + "/" + std::to_string(w.slots), w.guard, seconds(w.last_seen_ms)});
         table_print(workers);
+        // The readings behind each guard state, one line per worker (too wide for the table).
+        std::printf("\nmemory:\n");
+        for (const auto& w : s->workers) {
+            std::string line = "  ";
+            line.append(w.id).append(": ").append(w.guard);
+            if (w.memory && !w.memory->reason.empty()) line.append(" (").append(w.memory->reason).append(")");
+            const std::string readings = w.memory ? wire::memory_report_describe(*w.memory) : std::string();
+            line.append(readings.empty() ? "; no readings" : "; " + readings);
+            std::printf("%s\n", line.c_str());
+        }
     }
     std::printf("\nbroker up %.0f s, %llu requests served\n", s->uptime_s, static_cast<unsigned long long>(s->served));
     return exit_ok;

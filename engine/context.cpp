@@ -16,7 +16,20 @@ namespace hearth {
 namespace {
 // Batches up to this many tokens are decode steps, whose thread count the tuner chooses.
 constexpr int64_t tuned_batch_max = 16;
+
+size_t kv_elt_bytes_for(const model_params& mp) { return mp.exact ? sizeof(float) : sizeof(uint16_t); }
+
+// Bytes of one sequence's K (or V) cache over all layers, before page padding.
+size_t kv_seq_bytes(const model_hparams& hp, const model_params& mp, int32_t n_ctx) {
+    const size_t kv_dim = static_cast<size_t>(hp.n_head_kv) * static_cast<size_t>(hp.head_dim);
+    return static_cast<size_t>(hp.n_layer) * static_cast<size_t>(n_ctx) * kv_dim * kv_elt_bytes_for(mp);
+}
 }  // namespace
+
+size_t context::kv_bytes_for(const model_hparams& hp, const model_params& mp, int32_t n_ctx, int32_t n_seq_max) {
+    if (n_ctx <= 0) n_ctx = std::min(hp.n_ctx_train, 4096);
+    return 2 * static_cast<size_t>(std::max(n_seq_max, 0)) * page_memory::round_up(kv_seq_bytes(hp, mp, n_ctx));
+}
 
 context::context(const hearth::model& m, const context_params& params)
     : model_(m), params_(params), tuner_(params.adapt_threads ? (params.n_threads > 0 ? params.n_threads : omp_get_max_threads()) : 1) {
@@ -25,12 +38,14 @@ context::context(const hearth::model& m, const context_params& params)
     if (params_.n_batch < 1) throw std::invalid_argument("n_batch must be at least 1");
     n_ctx_ = params_.n_ctx > 0 ? params_.n_ctx : std::min(hp.n_ctx_train, 4096);
     kv_f32_ = m.params().exact;
-    kv_elt_bytes_ = kv_f32_ ? sizeof(float) : sizeof(uint16_t);
+    kv_elt_bytes_ = kv_elt_bytes_for(m.params());
     seq_len_.assign(static_cast<size_t>(params_.n_seq_max), 0);
-    const size_t kv_dim = static_cast<size_t>(hp.n_head_kv) * hp.head_dim;
-    const size_t bytes = static_cast<size_t>(hp.n_layer) * params_.n_seq_max * n_ctx_ * kv_dim * kv_elt_bytes_;
-    k_cache_.resize(bytes);
-    v_cache_.resize(bytes);
+    // Each sequence starts on a page boundary, so seq_release can return all of it.
+    kv_seq_stride_ = page_memory::round_up(kv_seq_bytes(hp, m.params(), n_ctx_));
+    kv_token_bytes_ = 2 * static_cast<size_t>(hp.n_layer) * static_cast<size_t>(hp.n_head_kv) * static_cast<size_t>(hp.head_dim) * kv_elt_bytes_;
+    const size_t bytes = static_cast<size_t>(params_.n_seq_max) * kv_seq_stride_;
+    k_cache_ = page_memory(bytes);
+    v_cache_ = page_memory(bytes);
 }
 
 context::~context() = default;
@@ -40,6 +55,13 @@ int32_t context::n_threads() const { return params_.n_threads > 0 ? params_.n_th
 void context::seq_clear(int32_t seq) {
     if (seq < 0 || seq >= params_.n_seq_max) throw std::invalid_argument("sequence id out of range");
     seq_len_[static_cast<size_t>(seq)] = 0;
+}
+
+void context::seq_release(int32_t seq) {
+    seq_clear(seq);
+    const size_t off = static_cast<size_t>(seq) * kv_seq_stride_;
+    k_cache_.release(off, kv_seq_stride_);
+    v_cache_.release(off, kv_seq_stride_);
 }
 
 int32_t context::seq_length(int32_t seq) const {
@@ -114,8 +136,9 @@ void context::decode_chunk(const batch& b, size_t begin, size_t end) {
     const int64_t kv_dim = static_cast<int64_t>(hp.n_head_kv) * head_dim;
     const int64_t n_ff = hp.n_ff;
     const int32_t group = hp.n_head / hp.n_head_kv;
-    const size_t layer_stride = static_cast<size_t>(params_.n_seq_max) * n_ctx_ * kv_dim * kv_elt_bytes_;
-    const size_t seq_stride = static_cast<size_t>(n_ctx_) * kv_dim * kv_elt_bytes_;
+    // Sequence-major cache: a layer's part of a sequence lies at seq * seq_stride + il * layer_stride.
+    const size_t layer_stride = static_cast<size_t>(n_ctx_) * kv_dim * kv_elt_bytes_;
+    const size_t seq_stride = kv_seq_stride_;
     const float att_scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
 
     out_idx_.clear();

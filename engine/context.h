@@ -4,6 +4,7 @@
 #pragma once
 
 #include "model.h"
+#include "page-memory.h"
 #include "thread-tuner.h"
 
 #include <cstdint>
@@ -52,8 +53,19 @@ public:
     // Logits (n_vocab) of batch entry i of the last decode; it must have asked for logits.
     const float* logits(size_t i) const;
 
-    void seq_clear(int32_t seq);          // forget a sequence's cache
+    void seq_clear(int32_t seq);          // forget a sequence's cache (its pages stay resident, for reuse)
+    // Forgets a sequence and returns its cache pages (K and V, every layer) to the OS; the next
+    // decode of that sequence faults them back in, zeroed. Throws std::invalid_argument like seq_clear.
+    void seq_release(int32_t seq);
     int32_t seq_length(int32_t seq) const;
+    // Bytes one position of one sequence takes in the cache: K and V over all layers.
+    size_t kv_bytes_per_token() const { return kv_token_bytes_; }
+    // K+V bytes reserved for every sequence at full context (address space; only written pages
+    // are resident).
+    size_t kv_bytes() const { return k_cache_.size() + v_cache_.size(); }
+    // What kv_bytes() will be for a context of this model with n_ctx positions (after the
+    // n_ctx <= 0 default) and n_seq_max sequences, without building one.
+    static size_t kv_bytes_for(const model_hparams& hp, const model_params& mp, int32_t n_ctx, int32_t n_seq_max);
     int32_t n_ctx() const { return n_ctx_; }
     int32_t n_seq_max() const { return params_.n_seq_max; }
     int32_t n_threads() const;
@@ -69,10 +81,13 @@ private:
     int32_t n_ctx_ = 0;
     bool kv_f32_ = false;                // exact mode keeps the cache in F32, else F16
     std::vector<int32_t> seq_len_;       // (n_seq_max)
-    // KV cache: per layer, per sequence, (n_ctx, n_head_kv * head_dim), F16 bits or F32.
-    std::vector<uint8_t> k_cache_;
-    std::vector<uint8_t> v_cache_;
+    // KV cache, sequence-major so one sequence's cache is one range that can be released: per
+    // sequence (padded to whole pages), per layer, (n_ctx, n_head_kv * head_dim), F16 bits or F32.
+    page_memory k_cache_;
+    page_memory v_cache_;
     size_t kv_elt_bytes_ = 2;
+    size_t kv_seq_stride_ = 0;     // bytes of one sequence in k_cache_ (and in v_cache_), page multiple
+    size_t kv_token_bytes_ = 0;    // K+V bytes of one position over all layers
 
     // Scratch reused between decodes (grown, never shrunk), in floats unless noted.
     int64_t scratch_tokens_ = 0;

@@ -1,7 +1,12 @@
 #include "model.h"
 
+#include "context.h"
+#include "matmul.h"
 #include "quants.h"
 
+#include <omp.h>
+
+#include <algorithm>
 #include <cstring>
 #include <map>
 
@@ -11,13 +16,81 @@ namespace {
 
 std::string arch_key(const std::string& arch, const char* suffix) { return arch + "." + suffix; }
 
+// The hyperparameters in a file's metadata, checked (n_vocab comes from the tensors: read_n_vocab).
+model_hparams read_hparams(const gguf_file& f) {
+    model_hparams hp;
+    const std::string& path = f.path();
+    auto arch = f.get_string("general.architecture");
+    if (!arch) throw model_error(path + ": general.architecture is missing (is this a model file?)");
+    hp.arch_name = std::string(*arch);
+    if (hp.arch_name == "llama") {
+        hp.arch = model_arch::llama;
+    } else if (hp.arch_name == "qwen2") {
+        hp.arch = model_arch::qwen2;
+        hp.rope_neox = true;
+    } else {
+        throw model_error(path + ": unsupported architecture '" + hp.arch_name + "' (supported: llama, qwen2)");
+    }
+    if (auto name = f.get_string("general.name")) hp.name = std::string(*name);
+
+    const std::string& a = hp.arch_name;
+    auto need_u = [&](const char* suffix) -> int32_t {
+        auto v = f.get_uint(arch_key(a, suffix));
+        if (!v) throw model_error(path + ": " + arch_key(a, suffix) + " is missing");
+        if (*v == 0 || *v > (1u << 24)) throw model_error(path + ": " + arch_key(a, suffix) + " = " + std::to_string(*v) + " is out of range");
+        return static_cast<int32_t>(*v);
+    };
+    hp.n_embd = need_u("embedding_length");
+    hp.n_layer = need_u("block_count");
+    hp.n_ff = need_u("feed_forward_length");
+    hp.n_head = need_u("attention.head_count");
+    hp.n_ctx_train = need_u("context_length");
+    hp.n_head_kv = f.find(arch_key(a, "attention.head_count_kv")) ? need_u("attention.head_count_kv") : hp.n_head;
+    hp.head_dim = hp.n_embd / hp.n_head;
+    if (f.find(arch_key(a, "attention.key_length"))) hp.head_dim = need_u("attention.key_length");
+    if (f.find(arch_key(a, "attention.value_length")) && need_u("attention.value_length") != hp.head_dim) {
+        throw model_error(path + ": attention.value_length differs from key_length (not supported)");
+    }
+    if (hp.n_head % hp.n_head_kv != 0) {
+        throw model_error(path + ": head_count " + std::to_string(hp.n_head) + " is not a multiple of head_count_kv " +
+                          std::to_string(hp.n_head_kv));
+    }
+    if (hp.head_dim <= 0 || hp.head_dim % 2 != 0) {
+        throw model_error(path + ": head dimension " + std::to_string(hp.head_dim) + " must be positive and even (RoPE)");
+    }
+    if (auto rot = f.get_uint(arch_key(a, "rope.dimension_count")); rot && static_cast<int64_t>(*rot) != hp.head_dim) {
+        throw model_error(path + ": partial RoPE (rope.dimension_count " + std::to_string(*rot) + " of " +
+                          std::to_string(hp.head_dim) + ") is not supported");
+    }
+    if (auto eps = f.get_float(arch_key(a, "attention.layer_norm_rms_epsilon"))) hp.rms_eps = static_cast<float>(*eps);
+    if (auto base = f.get_float(arch_key(a, "rope.freq_base"))) hp.rope_freq_base = static_cast<float>(*base);
+    if (auto type = f.get_string(arch_key(a, "rope.scaling.type")); type && *type != "none") {
+        if (*type != "linear") throw model_error(path + ": RoPE scaling '" + std::string(*type) + "' is not supported");
+        if (auto factor = f.get_float(arch_key(a, "rope.scaling.factor")); factor && *factor > 0) {
+            hp.rope_freq_scale = static_cast<float>(1.0 / *factor);
+        }
+    }
+    if (f.find_tensor("rope_freqs.weight")) throw model_error(path + ": rope_freqs (Llama 3.1 RoPE scaling) is not supported");
+    return hp;
+}
+
+// The vocabulary size: token_embd's rows.
+int32_t read_n_vocab(const gguf_file& f) {
+    const gguf_tensor* embd = f.find_tensor("token_embd.weight");
+    if (!embd) throw model_error(f.path() + ": tensor 'token_embd.weight' is missing");
+    if (embd->ne.size() != 2) throw model_error(f.path() + ": token_embd.weight must be 2-D");
+    return static_cast<int32_t>(embd->ne[1]);
+}
+
+
+
 }  // namespace
 
 std::unique_ptr<model> model::load(const std::string& path, const model_params& params) {
     std::unique_ptr<model> m(new model());
     m->params_ = params;
     m->file_ = gguf_file::open(path);
-    m->load_hparams();
+    m->hparams_ = read_hparams(*m->file_);
     m->vocab_ = vocab::from_gguf(*m->file_);
     m->load_weights();
     if (m->vocab_->n_tokens() != m->hparams_.n_vocab) {
@@ -25,62 +98,6 @@ std::unique_ptr<model> model::load(const std::string& path, const model_params& 
                           " tokens but token_embd.weight has " + std::to_string(m->hparams_.n_vocab) + " rows");
     }
     return m;
-}
-
-void model::load_hparams() {
-    const gguf_file& f = *file_;
-    const std::string& path = f.path();
-    auto arch = f.get_string("general.architecture");
-    if (!arch) throw model_error(path + ": general.architecture is missing (is this a model file?)");
-    hparams_.arch_name = std::string(*arch);
-    if (hparams_.arch_name == "llama") {
-        hparams_.arch = model_arch::llama;
-    } else if (hparams_.arch_name == "qwen2") {
-        hparams_.arch = model_arch::qwen2;
-        hparams_.rope_neox = true;
-    } else {
-        throw model_error(path + ": unsupported architecture '" + hparams_.arch_name + "' (supported: llama, qwen2)");
-    }
-    if (auto name = f.get_string("general.name")) hparams_.name = std::string(*name);
-
-    const std::string& a = hparams_.arch_name;
-    auto need_u = [&](const char* suffix) -> int32_t {
-        auto v = f.get_uint(arch_key(a, suffix));
-        if (!v) throw model_error(path + ": " + arch_key(a, suffix) + " is missing");
-        if (*v == 0 || *v > (1u << 24)) throw model_error(path + ": " + arch_key(a, suffix) + " = " + std::to_string(*v) + " is out of range");
-        return static_cast<int32_t>(*v);
-    };
-    hparams_.n_embd = need_u("embedding_length");
-    hparams_.n_layer = need_u("block_count");
-    hparams_.n_ff = need_u("feed_forward_length");
-    hparams_.n_head = need_u("attention.head_count");
-    hparams_.n_ctx_train = need_u("context_length");
-    hparams_.n_head_kv = f.find(arch_key(a, "attention.head_count_kv")) ? need_u("attention.head_count_kv") : hparams_.n_head;
-    hparams_.head_dim = hparams_.n_embd / hparams_.n_head;
-    if (f.find(arch_key(a, "attention.key_length"))) hparams_.head_dim = need_u("attention.key_length");
-    if (f.find(arch_key(a, "attention.value_length")) && need_u("attention.value_length") != hparams_.head_dim) {
-        throw model_error(path + ": attention.value_length differs from key_length (not supported)");
-    }
-    if (hparams_.n_head % hparams_.n_head_kv != 0) {
-        throw model_error(path + ": head_count " + std::to_string(hparams_.n_head) + " is not a multiple of head_count_kv " +
-                          std::to_string(hparams_.n_head_kv));
-    }
-    if (hparams_.head_dim <= 0 || hparams_.head_dim % 2 != 0) {
-        throw model_error(path + ": head dimension " + std::to_string(hparams_.head_dim) + " must be positive and even (RoPE)");
-    }
-    if (auto rot = f.get_uint(arch_key(a, "rope.dimension_count")); rot && static_cast<int64_t>(*rot) != hparams_.head_dim) {
-        throw model_error(path + ": partial RoPE (rope.dimension_count " + std::to_string(*rot) + " of " +
-                          std::to_string(hparams_.head_dim) + ") is not supported");
-    }
-    if (auto eps = f.get_float(arch_key(a, "attention.layer_norm_rms_epsilon"))) hparams_.rms_eps = static_cast<float>(*eps);
-    if (auto base = f.get_float(arch_key(a, "rope.freq_base"))) hparams_.rope_freq_base = static_cast<float>(*base);
-    if (auto type = f.get_string(arch_key(a, "rope.scaling.type")); type && *type != "none") {
-        if (*type != "linear") throw model_error(path + ": RoPE scaling '" + std::string(*type) + "' is not supported");
-        if (auto factor = f.get_float(arch_key(a, "rope.scaling.factor")); factor && *factor > 0) {
-            hparams_.rope_freq_scale = static_cast<float>(1.0 / *factor);
-        }
-    }
-    if (f.find_tensor("rope_freqs.weight")) throw model_error(path + ": rope_freqs (Llama 3.1 RoPE scaling) is not supported");
 }
 
 weight model::take_weight(const std::string& name, int64_t n_in, int64_t n_out) {
@@ -139,10 +156,7 @@ std::vector<float> model::take_vector(const std::string& name, int64_t n, bool r
 
 void model::load_weights() {
     const model_hparams& hp = hparams_;
-    const gguf_tensor* embd = file_->find_tensor("token_embd.weight");
-    if (!embd) throw model_error(file_->path() + ": tensor 'token_embd.weight' is missing");
-    if (embd->ne.size() != 2) throw model_error(file_->path() + ": token_embd.weight must be 2-D");
-    hparams_.n_vocab = static_cast<int32_t>(embd->ne[1]);
+    hparams_.n_vocab = read_n_vocab(*file_);
     token_embd_ = take_weight("token_embd.weight", hp.n_embd, hp.n_vocab);
     output_norm_ = take_vector("output_norm.weight", hp.n_embd, true);
     hparams_.tied_output = file_->find_tensor("output.weight") == nullptr;
@@ -188,6 +202,42 @@ std::vector<std::pair<std::string, uint64_t>> model::tensor_type_bytes() const {
     std::map<std::string, uint64_t> by_type;
     for (const gguf_tensor& t : file_->tensors()) by_type[std::string(tensor_type_get_info(t.type).name)] += t.nbytes;
     return {by_type.begin(), by_type.end()};
+}
+
+model_footprint model_footprint_estimate(const std::string& path, int32_t n_ctx, int32_t n_seq, int32_t n_batch, const model_params& params) {
+    const std::unique_ptr<gguf_file> f = gguf_file::open(path);
+    model_hparams hp = read_hparams(*f);
+    hp.n_vocab = read_n_vocab(*f);
+    model_footprint fp;
+    fp.file_bytes = f->file_size();
+    // Positions: context's default for n_ctx <= 0, generator's capping otherwise.
+    fp.n_ctx = n_ctx <= 0 ? std::min(hp.n_ctx_train, 4096) : std::max(std::min(n_ctx, hp.n_ctx_train), 16);
+    n_seq = std::max(n_seq, 1);
+    n_batch = std::max(n_batch, 1);
+
+    for (const gguf_tensor& t : f->tensors()) {
+        if (t.ne.size() == 1) {
+            fp.weight_bytes += t.nbytes + static_cast<uint64_t>(t.n_elements()) * sizeof(float);  // mapped, and copied to F32
+        } else if (params.exact && t.type != tensor_type::f32) {
+            fp.weight_bytes += static_cast<uint64_t>(t.n_elements()) * sizeof(float);  // the mapped original is only read once
+        } else {
+            fp.weight_bytes += t.nbytes;
+        }
+    }
+    fp.kv_bytes = context::kv_bytes_for(hp, params, fp.n_ctx, n_seq);
+
+    // The scratch context::ensure_scratch and decode grow to (floats unless noted).
+    const uint64_t q_dim = static_cast<uint64_t>(hp.n_head) * static_cast<uint64_t>(hp.head_dim);
+    const uint64_t kv_dim = static_cast<uint64_t>(hp.n_head_kv) * static_cast<uint64_t>(hp.head_dim);
+    const uint64_t embd = static_cast<uint64_t>(hp.n_embd);
+    const uint64_t per_token = embd + std::max(embd, q_dim) + q_dim + 2 * kv_dim + q_dim + static_cast<uint64_t>(hp.head_dim) +
+                               2 * static_cast<uint64_t>(hp.n_ff);
+    const uint64_t nb = static_cast<uint64_t>(n_batch);
+    fp.scratch_bytes = nb * per_token * sizeof(float);
+    fp.scratch_bytes += matmul_scratch_bytes(n_batch, std::max<int64_t>({hp.n_embd, hp.n_ff, static_cast<int64_t>(q_dim)}));
+    fp.scratch_bytes += static_cast<uint64_t>(omp_get_max_threads()) * static_cast<uint64_t>(fp.n_ctx) * sizeof(float);
+    fp.scratch_bytes += std::min<uint64_t>(nb, static_cast<uint64_t>(n_seq)) * static_cast<uint64_t>(hp.n_vocab) * sizeof(float);
+    return fp;
 }
 
 }  // namespace hearth

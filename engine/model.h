@@ -91,7 +91,6 @@ public:
 
 private:
     model() = default;
-    void load_hparams();
     void load_weights();
     weight take_weight(const std::string& name, int64_t n_in, int64_t n_out);
     std::vector<float> take_vector(const std::string& name, int64_t n, bool required);
@@ -107,5 +106,30 @@ private:
     std::vector<layer_weights> layers_;
     std::vector<std::vector<uint8_t>> owned_;  // dequantised copies (exact mode)
 };
+
+// Memory a model would take, from its file's header and metadata alone: for deciding whether it
+// fits before loading it.
+struct model_footprint {
+    uint64_t file_bytes = 0;     // size of the GGUF file
+    uint64_t weight_bytes = 0;   // memory the weights take once touched (tensor data mapped from the file; exact mode: the F32 copies)
+    uint64_t kv_bytes = 0;       // K+V cache for n_seq sequences of n_ctx positions (same sizing as context)
+    uint64_t scratch_bytes = 0;  // activations/logits scratch for a batch of n_batch tokens (an estimate)
+    int32_t n_ctx = 0;           // positions per sequence the estimate assumed (after the capping below)
+    uint64_t total() const { return weight_bytes + kv_bytes + scratch_bytes; }
+};
+
+// Reads only the GGUF header and metadata (the file is mapped, no weight is touched; the vocabulary
+// and tensor shapes are not checked, load() still can refuse a file this accepts).
+// n_ctx <= 0: the model's training context capped at 4096 (context's default); else
+// max(16, min(n_ctx, training context)), exactly what generator does with generator_params::n_ctx.
+// A worker passes generator_params' values: n_ctx = its ctx_size, n_seq = slots, n_batch =
+// batch_size; then kv_bytes equals the generator's context's kv_bytes() and n_ctx its n_ctx().
+// weight_bytes: every tensor's bytes in the file (mapped, resident once read) plus the F32 copies
+// of 1-D tensors (norms, biases); exact mode counts 2-D non-F32 tensors as their F32 copies.
+// scratch_bytes: activations of n_batch tokens, attention rows for every core, and logits of
+// n_seq tokens (the generator asks for at most one per sequence and step).
+// Throws model_error / gguf_error with the same messages load() gives for a bad or truncated file.
+model_footprint model_footprint_estimate(const std::string& path, int32_t n_ctx, int32_t n_seq, int32_t n_batch,
+                                         const model_params& params = {});
 
 }  // namespace hearth

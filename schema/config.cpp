@@ -3,6 +3,8 @@
 // one file are reported together, sorted by line, so a user fixes them in one pass.
 #include "config.h"
 
+#include "byte-size.h"
+
 #include "spelling.h"
 #include "toml-names.h"
 
@@ -14,6 +16,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -109,11 +112,14 @@ const std::vector<std::string> kTopKeys = {"log_level", "runtime_dir", "state_di
 const std::vector<std::string> kBrokerKeys = {"client_endpoint", "worker_endpoint", "queue_interactive",
                                               "queue_batch",     "max_request_bytes", "max_batch_jobs", "max_batch_bytes", "heartbeat_ms",
                                               "liveness",        "no_worker_ms",    "services",
-                                              "usage_db",        "whitelist"};
+                                              "usage_db",        "whitelist", "queue_bytes"};
 const std::vector<std::string> kWorkerKeys = {"broker_endpoint", "model",      "name",
                                               "services",        "slots",      "threads",
                                               "ctx_size",        "batch_size", "reconnect_min_ms",
-                                              "reconnect_max_ms"};
+                                              "reconnect_max_ms", "memory_budget", "guard_interval_ms",
+                                              "guard_root", "guard_throttle_available", "guard_critical_available",
+                                              "guard_psi_some_throttle", "guard_psi_full_critical",
+                                              "guard_budget_throttle", "guard_budget_critical", "guard_recover_samples"};
 const std::vector<std::string> kClientKeys = {"broker_endpoint", "timeout_ms"};
 
 bool valid_service_name(const std::string& s) {
@@ -176,6 +182,50 @@ public:
             return std::nullopt;
         }
         return static_cast<uint32_t>(v);
+    }
+
+    std::optional<double> read_real(const toml::node& n, const std::string& key, double lo, double hi) {
+        double v = 0;
+        if (const auto* f = n.as_floating_point()) v = f->get();
+        else if (const auto* i = n.as_integer()) v = static_cast<double>(i->get());
+        else {
+            fail(n.source(), key, std::string("expected a number, got ").append(toml_type_name(n.type())));
+            return std::nullopt;
+        }
+        if (!(v >= lo && v <= hi)) {
+            std::ostringstream os;
+            os << v << " is out of range " << lo << ".." << hi;
+            fail(n.source(), key, os.str());
+            return std::nullopt;
+        }
+        return v;
+    }
+
+    // Bytes as an integer or a string with a unit ("512M", "1.5G").
+    std::optional<uint64_t> read_size(const toml::node& n, const std::string& key, uint64_t lo) {
+        uint64_t v = 0;
+        if (const auto* i = n.as_integer()) {
+            if (i->get() < 0) {
+                fail(n.source(), key, "must not be negative");
+                return std::nullopt;
+            }
+            v = static_cast<uint64_t>(i->get());
+        } else if (const auto* s = n.as_string()) {
+            try {
+                v = byte_size_parse(s->get());
+            } catch (const std::invalid_argument& e) {
+                fail(n.source(), key, e.what());
+                return std::nullopt;
+            }
+        } else {
+            fail(n.source(), key, std::string("expected bytes or a size like \"512M\", got ").append(toml_type_name(n.type())));
+            return std::nullopt;
+        }
+        if (v != 0 && v < lo) {
+            fail(n.source(), key, byte_size_format(v).append(" is below the least useful value, ").append(byte_size_format(lo)));
+            return std::nullopt;
+        }
+        return v;
     }
 
     std::optional<std::string> read_string(const toml::node& n, const std::string& key) {
@@ -310,6 +360,11 @@ void read_broker(config_reader& r, const toml::table& t, broker_config& b) {
         else if (key == "heartbeat_ms") assign(b.heartbeat_ms, r.read_uint(v, q, 10, 60000));
         else if (key == "liveness") assign(b.liveness, r.read_uint(v, q, 1, 100));
         else if (key == "no_worker_ms") assign(b.no_worker_ms, r.read_uint(v, q, 0, kMaxDayMs));
+        else if (key == "queue_bytes") {
+            auto x = r.read_size(v, q, 1u << 20);
+            if (x && *x == 0) r.fail(v.source(), q, "must not be 0 (the broker needs room for one request)");
+            else assign(b.queue_bytes, std::move(x));
+        }
         else if (key == "services") assign(b.services, r.read_services(v, q));
         else if (key == "usage_db") {
             auto p = r.read_nonempty(v, q);
@@ -325,6 +380,8 @@ void read_worker(config_reader& r, const toml::table& t, worker_config& w) {
     const toml::node* min_node = nullptr;  // kept to place a min > max error on the right line
     const toml::node* max_node = nullptr;
     bool reconnect_ok = true;
+    const toml::node* crit_node = nullptr;         // where a contradicting guard threshold is reported
+    const toml::node* budget_crit_node = nullptr;
     for (auto&& [k, v] : t) {
         const std::string key(k.str());
         const std::string q = std::string("worker.").append(key);
@@ -348,8 +405,31 @@ void read_worker(config_reader& r, const toml::table& t, worker_config& w) {
             auto x = r.read_uint(v, q, 1, 600000);
             reconnect_ok = reconnect_ok && x.has_value();
             assign(w.reconnect_max_ms, std::move(x));
-        } else r.unknown(k, "worker", kWorkerKeys);
+        } else if (key == "memory_budget") assign(w.memory_budget, r.read_size(v, q, 1u << 20));
+        else if (key == "guard_interval_ms") assign(w.guard_interval_ms, r.read_uint(v, q, 10, 600000));
+        else if (key == "guard_root") assign(w.guard_root, r.read_dir(v, q));
+        else if (key == "guard_throttle_available") assign(w.guard_throttle_available, r.read_real(v, q, 0, 1));
+        else if (key == "guard_critical_available") {
+            crit_node = &v;
+            assign(w.guard_critical_available, r.read_real(v, q, 0, 1));
+        }
+        else if (key == "guard_psi_some_throttle") assign(w.guard_psi_some_throttle, r.read_real(v, q, 0, 100));
+        else if (key == "guard_psi_full_critical") assign(w.guard_psi_full_critical, r.read_real(v, q, 0, 100));
+        else if (key == "guard_budget_throttle") assign(w.guard_budget_throttle, r.read_real(v, q, 0.1, 10));
+        else if (key == "guard_budget_critical") {
+            budget_crit_node = &v;
+            assign(w.guard_budget_critical, r.read_real(v, q, 0.1, 10));
+        }
+        else if (key == "guard_recover_samples") assign(w.guard_recover_samples, r.read_uint(v, q, 1, 1000));
+        else r.unknown(k, "worker", kWorkerKeys);
     }
+    // Each critical line must lie beyond its throttle line, or throttled could never be reached.
+    if (w.guard_critical_available >= w.guard_throttle_available)
+        r.fail(crit_node ? crit_node->source() : t.source(), "worker.guard_critical_available",
+               std::string("must be below worker.guard_throttle_available (critical is the lower share of free memory)"));
+    if (w.guard_budget_critical <= w.guard_budget_throttle)
+        r.fail(budget_crit_node ? budget_crit_node->source() : t.source(), "worker.guard_budget_critical",
+               "must be above worker.guard_budget_throttle");
     if (reconnect_ok && w.reconnect_min_ms > w.reconnect_max_ms) {
         const toml::node* at = max_node ? max_node : min_node;
         r.fail(at ? at->source() : toml::source_region{}, "worker.reconnect_min_ms",
@@ -425,6 +505,19 @@ void put(std::ostringstream& os, const char* comment, const char* key, const std
 
 void put(std::ostringstream& os, const char* comment, const char* key, uint32_t value) {
     put(os, comment, key, std::to_string(value));
+}
+
+void put(std::ostringstream& os, const char* comment, const char* key, uint64_t value) {
+    put(os, comment, key, std::to_string(value));
+}
+
+// The shortest text that reads back as the same double, always with a '.' so TOML sees a float.
+void put(std::ostringstream& os, const char* comment, const char* key, double value) {
+    char buf[64];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+    std::string text(buf, ec == std::errc() ? end : buf);
+    if (text.find_first_of(".eE") == std::string::npos) text.append(".0");
+    put(os, comment, key, text);
 }
 
 }  // namespace
@@ -543,6 +636,7 @@ std::string config_to_toml(const config& c) {
     put(os, "fail no_worker after waiting this long for a worker; 0: at once", "no_worker_ms", b.no_worker_ms);
     put(os, "services the broker accepts", "services", quote_list(b.services));
     put(os, "the usage log (SQLite); \"off\" keeps none (benchmarks only)", "usage_db", quote(b.usage_db));
+    put(os, "bytes of waiting requests held in memory; past this new work is refused overloaded", "queue_bytes", b.queue_bytes);
     if (!b.whitelist.empty()) put(os, "the safety whitelist (schema/whitelist.md); SIGHUP reloads it", "whitelist", quote(b.whitelist));
 
     const worker_config& w = c.worker;
@@ -557,6 +651,16 @@ std::string config_to_toml(const config& c) {
     put(os, "prompt tokens per engine step (1..8192)", "batch_size", w.batch_size);
     put(os, "first reconnect delay after losing the broker (1..600000)", "reconnect_min_ms", w.reconnect_min_ms);
     put(os, "the delay doubles up to this (1..600000)", "reconnect_max_ms", w.reconnect_max_ms);
+    put(os, "bytes of RSS this worker may use (\"512M\"); 0: no budget", "memory_budget", w.memory_budget);
+    put(os, "how often the resource guard samples memory (10..600000)", "guard_interval_ms", w.guard_interval_ms);
+    put(os, "where /proc and /sys are read (tests use fake files)", "guard_root", quote(w.guard_root));
+    put(os, "MemAvailable or cgroup headroom share below this throttles (0..1)", "guard_throttle_available", w.guard_throttle_available);
+    put(os, "... below this is critical (0..1)", "guard_critical_available", w.guard_critical_available);
+    put(os, "memory PSI some avg10 % above this throttles", "guard_psi_some_throttle", w.guard_psi_some_throttle);
+    put(os, "memory PSI full avg10 % above this is critical", "guard_psi_full_critical", w.guard_psi_full_critical);
+    put(os, "RSS above budget * this throttles", "guard_budget_throttle", w.guard_budget_throttle);
+    put(os, "RSS above budget * this is critical", "guard_budget_critical", w.guard_budget_critical);
+    put(os, "clear samples in a row before stepping down (1..1000)", "guard_recover_samples", w.guard_recover_samples);
 
     os << "\n[client]\n";
     put(os, "the broker's client endpoint", "broker_endpoint", quote(c.client.broker_endpoint));

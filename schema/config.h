@@ -31,6 +31,7 @@ struct broker_config {
     uint32_t no_worker_ms = 10000;        // a queued request with no worker for its service this long fails no_worker
     std::vector<std::string> services = {"complete", "chat", "command"};  // names the broker accepts
     std::string usage_db;                 // the usage log's SQLite file; default <state_dir>/usage.db; "off": no log (benchmarks only)
+    uint64_t queue_bytes = 256ull << 20;  // bytes of waiting requests (queues and batch backlog) held in memory; past it new work is refused overloaded
     std::string whitelist;                // the safety whitelist (schema/whitelist.md); "": none (no `command` service, no input filter)
 };
 
@@ -45,6 +46,17 @@ struct worker_config {
     uint32_t batch_size = 256;            // prompt tokens evaluated per engine step (keeps heartbeats flowing)
     uint32_t reconnect_min_ms = 100;      // back-off after losing the broker, doubling up to max
     uint32_t reconnect_max_ms = 5000;
+    // The resource guard (workers/resource-guard.h, design section 7): memory thresholds.
+    uint64_t memory_budget = 0;           // bytes of RSS this worker may use; 0: none. TOML: bytes or "512M"
+    uint32_t guard_interval_ms = 1000;    // how often memory is sampled
+    std::string guard_root = "/";         // where /proc and /sys are read from (tests point it at fake files)
+    double guard_throttle_available = 0.15;  // MemAvailable (or cgroup headroom) share below this throttles
+    double guard_critical_available = 0.05;  // ... below this is critical
+    double guard_psi_some_throttle = 20;  // memory PSI "some" avg10 % above this throttles
+    double guard_psi_full_critical = 10;  // memory PSI "full" avg10 % above this is critical
+    double guard_budget_throttle = 0.9;   // RSS above budget * this throttles
+    double guard_budget_critical = 1.0;   // RSS above budget * this is critical
+    uint32_t guard_recover_samples = 3;   // clear samples in a row before stepping down a state
 };
 
 struct client_config {

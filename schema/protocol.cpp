@@ -5,6 +5,8 @@
 // deep inside a conversion.
 #include "protocol.h"
 
+#include "byte-size.h"
+
 #include "wire-codec.h"
 
 #include <array>
@@ -159,25 +161,100 @@ std::string encode(const cancel& m) {
     return finish(buf);
 }
 
+namespace {
+
+std::string percent_of(uint64_t part, uint64_t whole) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, " (%.0f%%)", 100.0 * static_cast<double>(part) / static_cast<double>(whole));
+    return buf;
+}
+
+void put_memory(packer& pk, const memory_report& m) {
+    put_key(pk, "memory");
+    pk.pack_map(10);
+    put(pk, "reason", m.reason);
+    put(pk, "slots_now", m.slots_now);
+    put(pk, "mem_total", m.mem_total);
+    put(pk, "mem_available", m.mem_available);
+    put(pk, "psi_some", m.psi_some);
+    put(pk, "psi_full", m.psi_full);
+    put(pk, "cgroup_current", m.cgroup_current);
+    put(pk, "cgroup_limit", m.cgroup_limit);
+    put(pk, "rss", m.rss);
+    put(pk, "budget", m.budget);
+}
+
+void read_memory(const fields& f, std::optional<memory_report>& out) {
+    const auto* v = f.find("memory");
+    if (!v) return;
+    if (v->type != msgpack::type::MAP) fail_field(f.name("memory"), "expected a map");
+    const fields g = f.nested("memory", *v);
+    memory_report m;
+    g.str("reason", m.reason);
+    g.integer("slots_now", m.slots_now);
+    g.integer("mem_total", m.mem_total);
+    g.integer("mem_available", m.mem_available);
+    g.real("psi_some", m.psi_some);
+    g.real("psi_full", m.psi_full);
+    g.integer("cgroup_current", m.cgroup_current);
+    g.integer("cgroup_limit", m.cgroup_limit);
+    g.integer("rss", m.rss);
+    g.integer("budget", m.budget);
+    out = std::move(m);
+}
+
+}  // namespace
+
+std::string memory_report_describe(const memory_report& m) {
+    std::string s;
+    auto sep = [&] {
+        if (!s.empty()) s.append(", ");
+    };
+    if (m.rss) {
+        s.append("RSS ").append(byte_size_format(m.rss));
+        if (m.budget) s.append(" of budget ").append(byte_size_format(m.budget)).append(percent_of(m.rss, m.budget));
+    }
+    if (m.mem_available && m.mem_total) {
+        sep();
+        s.append("MemAvailable ").append(byte_size_format(m.mem_available)).append(" of ").append(byte_size_format(m.mem_total));
+        s.append(percent_of(m.mem_available, m.mem_total));
+    }
+    if (m.psi_some >= 0 || m.psi_full >= 0) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "PSI some %.1f full %.1f", std::max(0.0, m.psi_some), std::max(0.0, m.psi_full));
+        sep();
+        s.append(buf);
+    }
+    if (m.cgroup_current) {
+        sep();
+        s.append("cgroup ").append(byte_size_format(m.cgroup_current)).append(" of ");
+        if (m.cgroup_limit == UINT64_MAX || m.cgroup_limit == 0) s.append("no limit");
+        else s.append(byte_size_format(m.cgroup_limit));
+    }
+    return s;
+}
+
 std::string encode(const heartbeat& m) {
     msgpack::sbuffer buf;
     packer pk(buf);
-    pk.pack_map(5);
+    pk.pack_map(m.memory ? 6 : 5);
     put(pk, "pending", m.pending);
     put(pk, "unknown", m.unknown);
     put(pk, "free_slots", m.free_slots);
     put(pk, "guard", m.guard);
     put(pk, "running", m.running);
+    if (m.memory) put_memory(pk, *m.memory);
     return finish(buf);
 }
 
 std::string encode(const accepted& m) {
     msgpack::sbuffer buf;
     packer pk(buf);
-    pk.pack_map(3);
+    pk.pack_map(m.note.empty() ? 3 : 4);
     put(pk, "id", m.id);
     put(pk, "position", m.position);
     put(pk, "queue_depth", m.queue_depth);
+    if (!m.note.empty()) put(pk, "note", m.note);
     return finish(buf);
 }
 
@@ -225,13 +302,14 @@ std::string encode(const error_reply& m) {
 std::string encode(const ready& m) {
     msgpack::sbuffer buf;
     packer pk(buf);
-    pk.pack_map(6);
+    pk.pack_map(m.memory ? 7 : 6);
     put(pk, "worker", m.worker);
     put(pk, "model", m.model);
     put(pk, "services", m.services);
     put(pk, "slots", m.slots);
     put(pk, "n_ctx", m.n_ctx);
     put(pk, "guard", m.guard);
+    if (m.memory) put_memory(pk, *m.memory);
     return finish(buf);
 }
 
@@ -250,17 +328,20 @@ std::string encode(const status_reply& m) {
     put_key(pk, "services");
     pk.pack_array(static_cast<uint32_t>(m.services.size()));
     for (const auto& s : m.services) {
-        pk.pack_map(5);
+        pk.pack_map(8);
         put(pk, "name", s.name);
         put(pk, "interactive", s.interactive);
         put(pk, "batch", s.batch);
         put(pk, "running", s.running);
         put(pk, "workers", s.workers);
+        put(pk, "throttled", s.throttled);
+        put(pk, "critical", s.critical);
+        put(pk, "note", s.note);
     }
     put_key(pk, "workers");
     pk.pack_array(static_cast<uint32_t>(m.workers.size()));
     for (const auto& w : m.workers) {
-        pk.pack_map(7);
+        pk.pack_map(w.memory ? 8 : 7);
         put(pk, "id", w.id);
         put(pk, "model", w.model);
         put(pk, "services", w.services);
@@ -268,6 +349,7 @@ std::string encode(const status_reply& m) {
         put(pk, "busy", w.busy);
         put(pk, "guard", w.guard);
         put(pk, "last_seen_ms", w.last_seen_ms);
+        if (w.memory) put_memory(pk, *w.memory);
     }
     put(pk, "uptime_s", m.uptime_s);
     put(pk, "served", m.served);
@@ -353,6 +435,7 @@ heartbeat decode_heartbeat(std::string_view body, const decode_limits& lim) {
     f.integer("free_slots", b.free_slots);
     f.str("guard", b.guard);
     f.strings("running", b.running);
+    read_memory(f, b.memory);
     return b;
 }
 
@@ -363,6 +446,7 @@ accepted decode_accepted(std::string_view body, const decode_limits& lim) {
     f.str("id", a.id, true);
     f.integer("position", a.position);
     f.integer("queue_depth", a.queue_depth);
+    f.str("note", a.note);
     return a;
 }
 
@@ -421,6 +505,7 @@ ready decode_ready(std::string_view body, const decode_limits& lim) {
     f.integer("slots", r.slots, true);
     f.integer("n_ctx", r.n_ctx);
     f.str("guard", r.guard);
+    read_memory(f, r.memory);
     return r;
 }
 
@@ -446,6 +531,9 @@ status_reply decode_status(std::string_view body, const decode_limits& lim) {
             g.integer("batch", st.batch);
             g.integer("running", st.running);
             g.integer("workers", st.workers);
+            g.integer("throttled", st.throttled);
+            g.integer("critical", st.critical);
+            g.str("note", st.note);
             s.services.push_back(std::move(st));
         }
     }
@@ -461,6 +549,7 @@ status_reply decode_status(std::string_view body, const decode_limits& lim) {
             g.integer("busy", w.busy);
             g.str("guard", w.guard);
             g.real("last_seen_ms", w.last_seen_ms);
+            read_memory(g, w.memory);
             s.workers.push_back(std::move(w));
         }
     }

@@ -113,6 +113,24 @@ struct cancel {
     std::string reason;                  // broker -> worker: "cancelled" or "timeout"
 };
 
+// A worker's memory as its resource guard last read it (workers/resource-guard.h), sent in READY
+// and HEARTBEAT and shown in STATUS. Byte counts of 0 and percentages below 0 are unknown.
+struct memory_report {
+    std::string reason;                  // what holds a throttled or critical state; "" when ok
+    int32_t slots_now = -1;              // requests it starts now; -1 all its slots, 0 none (critical)
+    uint64_t mem_total = 0;              // /proc/meminfo MemTotal
+    uint64_t mem_available = 0;          // /proc/meminfo MemAvailable
+    double psi_some = -1;                // memory pressure, "some" avg10 (%)
+    double psi_full = -1;                // memory pressure, "full" avg10 (%)
+    uint64_t cgroup_current = 0;         // bytes charged to its cgroup
+    uint64_t cgroup_limit = 0;           // its cgroup's limit; UINT64_MAX: no limit
+    uint64_t rss = 0;                    // the worker's resident memory
+    uint64_t budget = 0;                 // its configured memory budget; 0 none
+};
+// One line for people: "RSS 410 MiB of budget 512 MiB (80%), MemAvailable 3.1 GiB of 7.6 GiB (41%),
+// PSI some 0.0 full 0.0, cgroup 1.2 GiB of no limit"; unknown readings are left out.
+std::string memory_report_describe(const memory_report& m);
+
 // HEARTBEAT. client -> broker: ids it still waits for; broker -> client: those it does not know
 // (a restarted broker), so the client can resubmit. worker -> broker: free slots, guard state and
 // running ids. broker -> worker: empty.
@@ -122,12 +140,16 @@ struct heartbeat {
     int32_t free_slots = 0;              // worker -> broker
     std::string guard = "ok";            // worker -> broker: ok, throttled, critical
     std::vector<std::string> running;    // worker -> broker
+    std::optional<memory_report> memory; // worker -> broker: the readings behind `guard`
 };
 
 struct accepted {
     std::string id;
     uint32_t position = 0;               // 0: dispatched at once; else 1-based place in line
     uint32_t queue_depth = 0;            // requests waiting for this service
+    // Why it waits beyond its place in line, e.g. every worker of the service is critical (out of
+    // memory); "" when nothing but the line holds it. A new ACCEPTED comes when this changes.
+    std::string note;
 };
 
 struct partial {
@@ -168,6 +190,7 @@ struct ready {
     int32_t slots = 1;
     int32_t n_ctx = 0;                   // positions per slot
     std::string guard = "ok";
+    std::optional<memory_report> memory; // the readings behind `guard`
 };
 
 struct disconnect {
@@ -181,6 +204,9 @@ struct service_status {
     uint32_t batch = 0;                  // queued
     uint32_t running = 0;
     uint32_t workers = 0;
+    uint32_t throttled = 0;              // of `workers`, those throttled (used only when no other can take work)
+    uint32_t critical = 0;               // of `workers`, those critical (given no new work)
+    std::string note;                    // why queued work waits, as in ACCEPTED; "" none
 };
 struct worker_status {
     std::string id;                      // the worker's name
@@ -190,6 +216,7 @@ struct worker_status {
     int32_t busy = 0;
     std::string guard;
     double last_seen_ms = 0;             // ms since its last message
+    std::optional<memory_report> memory; // the readings behind `guard`
 };
 struct status_reply {
     std::vector<service_status> services;

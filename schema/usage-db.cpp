@@ -182,6 +182,23 @@ void migrate_to_3(sqlite3* db, const std::string& path) {
          "CREATE INDEX batch_jobs_queued ON batch_jobs(batch_id, idx) WHERE state = 'queued';");
 }
 
+// Version 4: worker events (schema/usage.md, "Worker events"): joins, resource-guard transitions
+// and losses, so a report can tell why requests slowed or failed at some hour.
+void migrate_to_4(sqlite3* db, const std::string& path) {
+    exec(db, path,
+         "CREATE TABLE worker_events ("
+         " id INTEGER PRIMARY KEY,"
+         " ts_us INTEGER NOT NULL,"
+         " worker TEXT NOT NULL,"
+         " model TEXT NOT NULL DEFAULT '',"
+         " event TEXT NOT NULL CHECK (event IN ('ready', 'guard', 'left', 'lost')),"
+         " state TEXT NOT NULL DEFAULT '',"
+         " previous TEXT NOT NULL DEFAULT '',"
+         " detail TEXT NOT NULL DEFAULT ''"
+         ") STRICT;"
+         "CREATE INDEX worker_events_ts ON worker_events(ts_us);");
+}
+
 // Applies the migrations from the file's version up to `target`, each in its own transaction
 // together with its user_version bump, so a crash leaves the file at a whole version.
 void migrate_file(sqlite3* db, const std::string& path, int target) {
@@ -198,6 +215,7 @@ void migrate_file(sqlite3* db, const std::string& path, int target) {
         if (v == 0) migrate_to_1(db, path);
         else if (v == 1) migrate_to_2(db, path);
         else if (v == 2) migrate_to_3(db, path);
+        else if (v == 3) migrate_to_4(db, path);
         else fail(path, "no migration from version " + std::to_string(v));
         std::string bump = "PRAGMA user_version = ";
         bump.append(std::to_string(v + 1));
@@ -463,6 +481,48 @@ std::vector<usage_row> usage_db::rows(int64_t from_us, int64_t to_us, int64_t li
     st.bind(5, limit > 0 ? limit : int64_t{-1});
     std::vector<usage_row> out;
     while (st.step()) out.push_back(read_row(st));
+    return out;
+}
+
+void usage_db::events_append(const std::vector<worker_event>& events) {
+    if (events.empty()) return;
+    transaction tx(db_, path_, true);
+    statement ins(db_, path_,
+                  "INSERT INTO worker_events (ts_us, worker, model, event, state, previous, detail) VALUES (?, ?, ?, ?, ?, ?, ?)");
+    for (const worker_event& e : events) {
+        ins.reset();
+        ins.bind(1, e.ts_us);
+        ins.bind(2, e.worker);
+        ins.bind(3, e.model);
+        ins.bind(4, e.event);
+        ins.bind(5, e.state);
+        ins.bind(6, e.previous);
+        ins.bind(7, e.detail);
+        ins.step();
+    }
+    tx.commit();
+}
+
+std::vector<worker_event> usage_db::events(int64_t from_us, int64_t to_us, int64_t limit) {
+    statement st(db_, path_,
+                 "SELECT id, ts_us, worker, model, event, state, previous, detail FROM worker_events"
+                 " WHERE ts_us >= ? AND ts_us < ? ORDER BY ts_us, id LIMIT ?");
+    st.bind(1, from_us);
+    st.bind(2, to_us);
+    st.bind(3, limit > 0 ? limit : int64_t{-1});
+    std::vector<worker_event> out;
+    while (st.step()) {
+        worker_event e;
+        e.id = st.int_at(0);
+        e.ts_us = st.int_at(1);
+        e.worker = st.text_at(2);
+        e.model = st.text_at(3);
+        e.event = st.text_at(4);
+        e.state = st.text_at(5);
+        e.previous = st.text_at(6);
+        e.detail = st.text_at(7);
+        out.push_back(std::move(e));
+    }
     return out;
 }
 

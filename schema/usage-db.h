@@ -42,6 +42,19 @@ struct usage_row {
     std::string row_hash;                  // hex SHA-256 over this row's content and prev_hash
 };
 
+// A worker's life as the broker saw it (schema version 4): it joined, its resource guard changed
+// state, it left or was lost. Diagnostics beside the usage rows, outside their hash chain.
+struct worker_event {
+    int64_t id = 0;                        // assigned by events_append (1-based)
+    int64_t ts_us = 0;                     // Unix epoch microseconds
+    std::string worker;                    // its name
+    std::string model;
+    std::string event;                     // "ready", "guard", "left", "lost"
+    std::string state;                     // its guard state after the event
+    std::string previous;                  // "guard": the state before; else ""
+    std::string detail;                    // why (the guard's reason and readings, or how it was lost)
+};
+
 struct usage_verify_result {
     bool ok = true;
     int64_t rows_checked = 0;
@@ -61,7 +74,7 @@ struct usage_group {
 
 class usage_db {
 public:
-    static constexpr int schema_version = 3;  // what this build writes; older files are migrated
+    static constexpr int schema_version = 4;  // what this build writes; older files are migrated
 
     // Opens (creating the file and its directory when `create`), sets WAL and
     // synchronous=NORMAL, and migrates an older schema in place. Throws usage_db_error naming
@@ -87,6 +100,10 @@ public:
     // so both commit together or, if either throws, neither does.
     void append(std::vector<usage_row>& rows, const std::function<void()>& also = nullptr);
 
+    // Appends worker events in one transaction.
+    void events_append(const std::vector<worker_event>& events);
+    // Events with ts_us in [from_us, to_us), oldest first (limit 0: all).
+    std::vector<worker_event> events(int64_t from_us, int64_t to_us, int64_t limit = 0);
     // Walks the chain in seq order from the anchor: reports the first edited, inserted or
     // deleted row.
     usage_verify_result verify();

@@ -247,6 +247,7 @@ void raw_client::absorb(const raw_message& m) {
     case wire::command::accepted: {
         auto a = wire::decode_accepted(m.body);
         outcomes_[a.id].accepted = a;
+        outcomes_[a.id].accepted_all.push_back(a);
         break;
     }
     case wire::command::partial: {

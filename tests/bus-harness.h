@@ -91,7 +91,8 @@ public:
     std::optional<raw_message> recv(int timeout_ms);
     // Sends REQUEST and collects messages for its id until FINAL or ERROR (or timeout).
     struct outcome {
-        std::optional<wire::accepted> accepted;
+        std::optional<wire::accepted> accepted;        // the latest
+        std::vector<wire::accepted> accepted_all;      // every ACCEPTED, in order (a note can change)
         std::vector<wire::partial> partials;
         std::optional<wire::final_reply> final;
         std::optional<wire::error_reply> error;

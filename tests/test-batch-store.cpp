@@ -70,7 +70,7 @@ usage_row usage_for(const std::string& id) {
 
 TEST_F(BatchStore, CreateAndReadBack) {
     usage_db db(path_);
-    EXPECT_EQ(db.version(), 3);
+    EXPECT_EQ(db.version(), usage_db::schema_version);
     batch_store bs(db);
     const std::string body_with_nul("\x92\x00\xff body", 8);
     std::string id = bs.create("garage", job_list{{"first", "req-a"}, {"", body_with_nul}, {"third", ""}}, t0);
@@ -290,7 +290,7 @@ TEST_F(BatchStore, Version2FileMigratesWithItsUsageChain) {
         sqlite3_close(raw);
     }
     usage_db db(path_, false);
-    EXPECT_EQ(db.version(), 3);
+    EXPECT_EQ(db.version(), usage_db::schema_version);
     auto v = db.verify();
     EXPECT_TRUE(v.ok) << v.problem;
     EXPECT_EQ(v.rows_checked, 2);

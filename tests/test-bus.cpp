@@ -205,7 +205,7 @@ TEST_F(bus_two_workers, bad_input_gets_answers_and_the_broker_stays_up) {
     bad.top_p = 7.0f;
     c.send(wire::command::request, wire::encode(bad));
     expect_error(wire::error_code::bad_request, "top_p out of range");
-    c.send(wire::command::accepted, wire::encode(wire::accepted{"x", 1, 1}));
+    c.send(wire::command::accepted, wire::encode(wire::accepted{"x", 1, 1, {}}));
     expect_error(wire::error_code::bad_request, "a reply command from a client");
     // A prompt longer than the worker's context: the worker refuses it and the broker relays it.
     std::string story;

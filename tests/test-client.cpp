@@ -336,7 +336,7 @@ TEST(client, status_round_trip) {
     fake_broker b([](fake_broker& b, const std::string& rid, command c, std::string_view) {
         if (c != command::status) return;
         wire::status_reply s;
-        s.services.push_back({"complete", 2, 7, 1, 1});
+        s.services.push_back({"complete", 2, 7, 1, 1, 0, 0, {}});
         wire::worker_status w;
         w.id = "w1";
         w.model = "m.gguf";
@@ -489,7 +489,7 @@ void echo_broker(fake_broker& b, const std::string& rid, command c, std::string_
         b.send(rid, command::error, wire::encode(error_make(wire::decode_cancel(body).id, wire::error_code::cancelled, "cancelled")));
     if (c == command::status) {
         wire::status_reply s;
-        s.services.push_back({"complete", 1, 2, 3, 4});
+        s.services.push_back({"complete", 1, 2, 3, 4, 0, 0, {}});
         b.send(rid, command::status, wire::encode(s));
     }
     if (c != command::request) return;

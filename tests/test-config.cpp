@@ -114,6 +114,17 @@ void expect_equal(const config& a, const config& b) {
     EXPECT_EQ(a.worker.reconnect_max_ms, b.worker.reconnect_max_ms);
     EXPECT_EQ(a.client.broker_endpoint, b.client.broker_endpoint);
     EXPECT_EQ(a.client.timeout_ms, b.client.timeout_ms);
+    EXPECT_EQ(a.broker.queue_bytes, b.broker.queue_bytes);
+    EXPECT_EQ(a.worker.memory_budget, b.worker.memory_budget);
+    EXPECT_EQ(a.worker.guard_interval_ms, b.worker.guard_interval_ms);
+    EXPECT_EQ(a.worker.guard_root, b.worker.guard_root);
+    EXPECT_EQ(a.worker.guard_throttle_available, b.worker.guard_throttle_available);
+    EXPECT_EQ(a.worker.guard_critical_available, b.worker.guard_critical_available);
+    EXPECT_EQ(a.worker.guard_psi_some_throttle, b.worker.guard_psi_some_throttle);
+    EXPECT_EQ(a.worker.guard_psi_full_critical, b.worker.guard_psi_full_critical);
+    EXPECT_EQ(a.worker.guard_budget_throttle, b.worker.guard_budget_throttle);
+    EXPECT_EQ(a.worker.guard_budget_critical, b.worker.guard_budget_critical);
+    EXPECT_EQ(a.worker.guard_recover_samples, b.worker.guard_recover_samples);
 }
 
 fs::path schema_dir() { return fs::path(__FILE__).parent_path() / ".." / "schema"; }
@@ -258,6 +269,20 @@ TEST(Config, EveryValidationErrorNamesKeyAndLine) {
         {"runtime_dir = \"relative/dir\"\n", "t.toml:1: runtime_dir", "absolute"},
         {"state_dir = \"\"\n", "t.toml:1: state_dir", "must not be empty"},
         {"broker = 3\n", "t.toml:1: broker", "expected a table, got integer"},
+        {"[worker]\nmemory_budget = \"12Q\"\n", "t.toml:2: worker.memory_budget", "invalid memory size '12Q'"},
+        {"[worker]\nmemory_budget = -5\n", "t.toml:2: worker.memory_budget", "must not be negative"},
+        {"[worker]\nmemory_budget = \"100K\"\n", "t.toml:2: worker.memory_budget", "below the least useful value, 1 MiB"},
+        {"[worker]\nmemory_budget = true\n", "t.toml:2: worker.memory_budget", "expected bytes or a size"},
+        {"[worker]\nguard_interval_ms = 5\n", "t.toml:2: worker.guard_interval_ms", "10..600000"},
+        {"[worker]\nguard_root = \"fake\"\n", "t.toml:2: worker.guard_root", "absolute"},
+        {"[worker]\nguard_throttle_available = 1.5\n", "t.toml:2: worker.guard_throttle_available", "out of range 0..1"},
+        {"[worker]\nguard_psi_some_throttle = \"20\"\n", "t.toml:2: worker.guard_psi_some_throttle", "expected a number, got string"},
+        {"[worker]\nguard_critical_available = 0.2\n", "t.toml:2: worker.guard_critical_available", "must be below"},
+        {"[worker]\nguard_budget_throttle = 0.8\nguard_budget_critical = 0.8\n", "t.toml:3: worker.guard_budget_critical",
+         "must be above"},
+        {"[worker]\nguard_recover_samples = 0\n", "t.toml:2: worker.guard_recover_samples", "1..1000"},
+        {"[broker]\nqueue_bytes = 0\n", "t.toml:2: broker.queue_bytes", "must not be 0"},
+        {"[broker]\nqueue_bytes = \"1K\"\n", "t.toml:2: broker.queue_bytes", "below the least useful value"},
     };
     for (const auto& bc : cases) {
         const std::string msg = parse_error(bc.text);
@@ -329,13 +354,19 @@ TEST(Config, RoundTripThroughToml) {
         "log_level = \"debug\"\nruntime_dir = \"/srv/run dir\"\nstate_dir = \"/srv/st\"\n"
         "[broker]\nclient_endpoint = \"tcp://0.0.0.0:7000\"\nworker_endpoint = \"inproc://w\"\n"
         "queue_interactive = 5\nqueue_batch = 6\nmax_request_bytes = 2048\nheartbeat_ms = 250\nliveness = 7\n"
-        "no_worker_ms = 0\nservices = [\"x\", \"y-z\"]\n"
+        "no_worker_ms = 0\nservices = [\"x\", \"y-z\"]\nqueue_bytes = \"64M\"\n"
         "[worker]\nbroker_endpoint = \"tcp://h:7001\"\nmodel = \"/m/\\\"q\\\"\\\\ \\u00e9\\t.gguf\"\n"
         "name = \"box #1\"\nservices = [\"command\"]\nslots = 9\nthreads = 3\nctx_size = 512\nbatch_size = 33\n"
         "reconnect_min_ms = 7\nreconnect_max_ms = 70\n"
+        "memory_budget = \"1.5G\"\nguard_interval_ms = 250\nguard_root = \"/tmp/fake root\"\n"
+        "guard_throttle_available = 0.3\nguard_critical_available = 0.1\nguard_psi_some_throttle = 33.5\n"
+        "guard_psi_full_critical = 12\nguard_budget_throttle = 0.85\nguard_budget_critical = 1.05\nguard_recover_samples = 7\n"
         "[client]\nbroker_endpoint = \"ipc:///tmp/c.sock\"\ntimeout_ms = 1234\n",
         "in.toml");
     EXPECT_EQ(c.worker.model, "/m/\"q\"\\ \xc3\xa9\t.gguf");
+    EXPECT_EQ(c.worker.memory_budget, 1536ull << 20);
+    EXPECT_EQ(c.worker.guard_psi_full_critical, 12.0);
+    EXPECT_EQ(c.worker.guard_root, "/tmp/fake root");
     const std::string text = hearth::config_to_toml(c);
     const config back = config_parse(text, "printed.toml");
     expect_equal(back, c);

@@ -594,4 +594,181 @@ TEST(generator, resume_continues_without_repeating) {
     EXPECT_EQ(rec.last("spent").completion_tokens, 3);
 }
 
+// Requests that started and have not ended, judged from their events.
+int active_count(recorder& rec) {
+    int active = 0;
+    for (auto& [id, evs] : rec.events) active += rec.done(id) ? 0 : 1;
+    return active;
+}
+
+TEST(generator, admit_limit_runs_requests_one_at_a_time) {
+    REQUIRE_MODEL(stories);
+    auto m = load(stories);
+    recorder rec;
+    hearth::generator g(*m, {.slots = 3, .n_threads = 1}, rec.sink());
+    EXPECT_EQ(g.admit_limit(), 3);
+    g.set_admit_limit(99);
+    EXPECT_EQ(g.admit_limit(), 3);  // clamped to the slots
+    g.set_admit_limit(-2);
+    EXPECT_EQ(g.admit_limit(), 0);
+    g.set_admit_limit(1);
+    EXPECT_EQ(g.admit_limit(), 1);
+    EXPECT_EQ(g.free_slots(), 1);
+    for (int i = 0; i < 3; ++i) g.submit(text_request(id_of("one", i), prompts[static_cast<size_t>(i)], 15));
+    EXPECT_EQ(g.free_slots(), 0);
+    int max_active = 0;
+    for (int i = 0; i < 10000 && !g.idle(); ++i) {
+        ASSERT_TRUE(g.step());
+        max_active = std::max(max_active, active_count(rec));
+    }
+    EXPECT_EQ(max_active, 1);
+    // One after another: each request's events are contiguous, in submission order.
+    std::vector<std::string> runs;
+    for (const std::string& id : rec.order) {
+        if (runs.empty() || runs.back() != id) runs.push_back(id);
+    }
+    EXPECT_EQ(runs, (std::vector<std::string>{"one0", "one1", "one2"}));
+    for (int i = 0; i < 3; ++i) {
+        const std::string id = id_of("one", i);
+        ASSERT_EQ(rec.last(id).type, kind::final);
+        EXPECT_EQ(rec.last(id).text, reference_run(*m, prompts[static_cast<size_t>(i)], 15, greedy()));
+    }
+    EXPECT_EQ(g.free_slots(), 1);
+}
+
+TEST(generator, admit_limit_zero_holds_new_requests_until_raised) {
+    REQUIRE_MODEL(stories);
+    auto m = load(stories);
+    recorder rec;
+    hearth::generator g(*m, {.slots = 2, .n_threads = 1}, rec.sink());
+    g.submit(text_request("running", prompts[0], 30));
+    g.step();
+    g.step();
+    ASSERT_FALSE(rec.events["running"].empty());
+    g.set_admit_limit(0);
+    EXPECT_EQ(g.free_slots(), 0);
+    g.submit(text_request("held", prompts[1], 10));
+    // The running request goes on to its end; the new one does not start.
+    for (int i = 0; i < 200 && !rec.done("running"); ++i) ASSERT_TRUE(g.step());
+    ASSERT_TRUE(rec.done("running"));
+    EXPECT_EQ(rec.last("running").type, kind::final);
+    EXPECT_EQ(rec.last("running").text, reference_run(*m, prompts[0], 30, greedy()));
+    for (int i = 0; i < 5; ++i) EXPECT_FALSE(g.step());
+    EXPECT_EQ(rec.events.count("held"), 0u);
+    EXPECT_FALSE(g.idle());
+    EXPECT_EQ(g.running_ids(), std::vector<std::string>{"held"});
+    g.set_admit_limit(2);
+    EXPECT_EQ(g.free_slots(), 1);
+    run_all(g);
+    ASSERT_EQ(rec.last("held").type, kind::final);
+    EXPECT_EQ(rec.last("held").text, reference_run(*m, prompts[1], 10, greedy()));
+}
+
+TEST(generator, fail_ends_running_and_waiting_requests) {
+    REQUIRE_MODEL(stories);
+    auto m = load(stories);
+    recorder rec;
+    hearth::generator g(*m, {.slots = 1, .n_threads = 1}, rec.sink());
+    g.submit(text_request("run", prompts[0], 50));
+    g.submit(text_request("wait", prompts[1], 50));
+    for (int i = 0; i < 3; ++i) g.step();
+    g.fail("wait", "overloaded", "memory is low");
+    ASSERT_TRUE(rec.done("wait"));
+    EXPECT_EQ(rec.last("wait").type, kind::error);
+    EXPECT_EQ(rec.last("wait").code, "overloaded");
+    EXPECT_EQ(rec.last("wait").message, "memory is low");
+    EXPECT_FALSE(rec.done("run"));
+    g.fail("run", "overloaded", "would not fit");
+    ASSERT_TRUE(rec.done("run"));
+    EXPECT_EQ(rec.last("run").code, "overloaded");
+    EXPECT_EQ(rec.last("run").message, "would not fit");
+    const size_t n_events = rec.order.size();
+    g.fail("run", "overloaded", "again");  // already ended: unknown now
+    g.fail("nobody", "overloaded", "x");
+    EXPECT_EQ(rec.order.size(), n_events);
+    EXPECT_TRUE(g.idle());
+    EXPECT_EQ(g.free_slots(), 1);
+    EXPECT_FALSE(g.step());
+    g.submit(text_request("next", prompts[2], 12));
+    run_all(g);
+    EXPECT_EQ(rec.last("next").text, reference_run(*m, prompts[2], 12, greedy()));
+}
+
+TEST(generator, kv_needs_shrink_as_requests_generate) {
+    REQUIRE_MODEL(stories);
+    auto m = load(stories);
+    recorder rec;
+    hearth::generator g(*m, {.slots = 1, .n_threads = 1}, rec.sink());
+    const uint64_t bpt = g.kv_bytes_per_token();
+    EXPECT_EQ(bpt, 2u * 5 * 4 * 8 * 2);  // 5 layers, 4 KV heads of 8, F16
+    EXPECT_TRUE(g.kv_needs().empty());
+    g.submit(text_request("a", prompts[0], 20));
+    g.submit(text_request("b", prompts[1], 30));
+    auto needs = g.kv_needs();
+    ASSERT_EQ(needs.size(), 2u);
+    EXPECT_EQ(needs[0].id, "a");
+    EXPECT_EQ(needs[1].id, "b");
+    EXPECT_TRUE(needs[0].waiting);
+    EXPECT_TRUE(needs[1].waiting);
+    const uint64_t a0 = needs[0].bytes;
+    const uint64_t b0 = needs[1].bytes;
+    std::vector<uint64_t> seen = {a0};
+    while (!rec.done("a")) {
+        ASSERT_TRUE(g.step());
+        needs = g.kv_needs();
+        if (rec.done("a")) break;
+        ASSERT_EQ(needs.size(), 2u);
+        ASSERT_EQ(needs[0].id, "a");
+        EXPECT_FALSE(needs[0].waiting);
+        EXPECT_TRUE(needs[1].waiting);
+        EXPECT_EQ(needs[0].bytes % bpt, 0u);
+        EXPECT_LT(needs[0].bytes, seen.back());
+        if (seen.size() > 1) {
+            EXPECT_EQ(needs[0].bytes, seen.back() - bpt);  // one position per step
+        }
+        seen.push_back(needs[0].bytes);
+        EXPECT_EQ(needs[1].bytes, b0);  // still waiting: nothing written
+    }
+    ASSERT_EQ(rec.last("a").type, kind::final);
+    // The first figure was the whole prompt plus max_tokens.
+    EXPECT_EQ(a0, static_cast<uint64_t>(rec.last("a").prompt_tokens + 20) * bpt);
+    ASSERT_EQ(g.kv_needs().size(), 1u);
+    run_all(g);
+    EXPECT_EQ(b0, static_cast<uint64_t>(rec.last("b").prompt_tokens + 30) * bpt);
+    EXPECT_TRUE(g.kv_needs().empty());
+}
+
+TEST(generator, release_idle_frees_only_slots_without_requests) {
+    REQUIRE_MODEL(stories);
+    auto m = load(stories);
+    recorder rec;
+    hearth::generator g(*m, {.slots = 2, .n_threads = 1}, rec.sink());
+    const uint64_t per_slot = g.kv_bytes_per_token() * static_cast<uint64_t>(g.n_ctx());
+    EXPECT_EQ(g.release_idle(), 2 * per_slot);
+    g.submit(text_request("x", prompts[0], 10));
+    g.submit(text_request("y", prompts[1], 40));
+    g.step();
+    EXPECT_EQ(g.release_idle(), 0u);  // both slots busy
+    for (int i = 0; i < 1000 && !rec.done("x"); ++i) g.step();
+    ASSERT_FALSE(rec.done("y"));
+    EXPECT_EQ(g.release_idle(), per_slot);  // x's slot only
+    run_all(g);
+    EXPECT_EQ(g.release_idle(), 2 * per_slot);
+    // The released caches serve new requests as fresh ones, and running ones are not disturbed.
+    g.submit(text_request("after0", prompts[2], 25));
+    g.step();
+    g.step();
+    g.submit(text_request("after1", prompts[3], 25));
+    for (int i = 0; i < 3; ++i) {
+        g.step();
+        g.release_idle();
+    }
+    run_all(g);
+    EXPECT_EQ(rec.last("x").text, reference_run(*m, prompts[0], 10, greedy()));
+    EXPECT_EQ(rec.last("y").text, reference_run(*m, prompts[1], 40, greedy()));
+    EXPECT_EQ(rec.last("after0").text, reference_run(*m, prompts[2], 25, greedy()));
+    EXPECT_EQ(rec.last("after1").text, reference_run(*m, prompts[3], 25, greedy()));
+}
+
 }  // namespace
+

@@ -225,10 +225,31 @@ TEST(Protocol, SmallMessagesRoundTrip) {
     EXPECT_EQ(h.guard, "throttled");
     EXPECT_EQ(h.running, hb.running);
 
-    const auto a = w::decode_accepted(w::encode(w::accepted{"a1", 7, 12}));
+    EXPECT_FALSE(h.memory) << "absent unless a worker sends it";
+    hb.memory = w::memory_report{"RSS 600 MiB > budget 512 MiB", 0, 8ull << 30, 3ull << 30, 1.5, -1, 5ull << 20, UINT64_MAX,
+                                 600ull << 20, 512ull << 20};
+    const auto hm = w::decode_heartbeat(w::encode(hb));
+    ASSERT_TRUE(hm.memory);
+    EXPECT_EQ(hm.memory->reason, hb.memory->reason);
+    EXPECT_EQ(hm.memory->slots_now, 0);
+    EXPECT_EQ(hm.memory->mem_total, 8ull << 30);
+    EXPECT_EQ(hm.memory->mem_available, 3ull << 30);
+    EXPECT_EQ(hm.memory->psi_some, 1.5);
+    EXPECT_EQ(hm.memory->psi_full, -1);
+    EXPECT_EQ(hm.memory->cgroup_current, 5ull << 20);
+    EXPECT_EQ(hm.memory->cgroup_limit, UINT64_MAX);
+    EXPECT_EQ(hm.memory->rss, 600ull << 20);
+    EXPECT_EQ(hm.memory->budget, 512ull << 20);
+    EXPECT_EQ(w::memory_report_describe(*hm.memory),
+              "RSS 600 MiB of budget 512 MiB (117%), MemAvailable 3 GiB of 8 GiB (38%), PSI some 1.5 full 0.0, cgroup 5 MiB of no limit");
+    EXPECT_EQ(w::memory_report_describe(w::memory_report{}), "") << "unknown readings are left out";
+
+    const auto a = w::decode_accepted(w::encode(w::accepted{"a1", 7, 12, {}}));
     EXPECT_EQ(a.id, "a1");
     EXPECT_EQ(a.position, 7u);
     EXPECT_EQ(a.queue_depth, 12u);
+    EXPECT_EQ(a.note, "");
+    EXPECT_EQ(w::decode_accepted(w::encode(w::accepted{"a2", 1, 1, "every worker is critical"})).note, "every worker is critical");
 
     const auto p = w::decode_partial(w::encode(w::partial{"p1", "h\xc3\xa9llo", 3}));
     EXPECT_EQ(p.id, "p1");
@@ -250,7 +271,12 @@ TEST(Protocol, SmallMessagesRoundTrip) {
     rd.slots = 4;
     rd.n_ctx = 2048;
     rd.guard = "critical";
+    rd.memory = w::memory_report{};
+    rd.memory->rss = 12345;
     const auto r = w::decode_ready(w::encode(rd));
+    ASSERT_TRUE(r.memory);
+    EXPECT_EQ(r.memory->rss, 12345u);
+    EXPECT_EQ(r.memory->slots_now, -1);
     EXPECT_EQ(r.worker, rd.worker);
     EXPECT_EQ(r.model, rd.model);
     EXPECT_EQ(r.services, rd.services);
@@ -284,8 +310,9 @@ TEST(Protocol, FinalAndStatusRoundTrip) {
     EXPECT_EQ(d.use.model, "smollm2");
 
     w::status_reply s;
-    s.services = {{"chat", 3, 1, 2, 1}, {"complete", 0, 9, 0, 2}};
-    s.workers = {{"box:1", "m1", {"chat", "complete"}, 4, 2, "ok", 120.5}, {"box:2", "m2", {}, 1, 0, "throttled", 3}};
+    s.services = {{"chat", 3, 1, 2, 1, 0, 1, "every worker serving 'chat' is critical"}, {"complete", 0, 9, 0, 2, 1, 0, ""}};
+    s.workers = {{"box:1", "m1", {"chat", "complete"}, 4, 2, "ok", 120.5, std::nullopt},
+                 {"box:2", "m2", {}, 1, 0, "throttled", 3, w::memory_report{"RSS over 90% of budget", 1, 0, 0, -1, -1, 0, 0, 7, 8}}};
     s.uptime_s = 3600.5;
     s.served = 1ull << 40;
     const auto t = w::decode_status(w::encode(s));
@@ -302,6 +329,14 @@ TEST(Protocol, FinalAndStatusRoundTrip) {
     EXPECT_EQ(t.workers[0].slots, 4);
     EXPECT_EQ(t.workers[0].busy, 2);
     EXPECT_EQ(t.workers[1].guard, "throttled");
+    EXPECT_FALSE(t.workers[0].memory);
+    ASSERT_TRUE(t.workers[1].memory);
+    EXPECT_EQ(t.workers[1].memory->reason, "RSS over 90% of budget");
+    EXPECT_EQ(t.workers[1].memory->slots_now, 1);
+    EXPECT_EQ(t.workers[1].memory->budget, 8u);
+    EXPECT_EQ(t.services[0].critical, 1u);
+    EXPECT_EQ(t.services[1].throttled, 1u);
+    EXPECT_EQ(t.services[0].note, "every worker serving 'chat' is critical");
     EXPECT_EQ(t.workers[0].last_seen_ms, 120.5);
     EXPECT_EQ(t.uptime_s, 3600.5);
     EXPECT_EQ(t.served, 1ull << 40);
@@ -446,6 +481,10 @@ TEST(Protocol, WrongTypesNamed) {
         {"heartbeat", "free_slots", str, "'free_slots'", "expected an integer"},
         {"heartbeat", "guard", U(0), "'guard'", "expected a string"},
         {"heartbeat", "running", M({}), "'running'", "expected an array"},
+        {"heartbeat", "memory", str, "'memory'", "expected a map"},
+        {"heartbeat", "memory", M({{"rss", I(-1)}}), "'memory.rss'", "out of range"},
+        {"ready", "memory", M({{"psi_some", str}}), "'memory.psi_some'", "expected a number"},
+        {"accepted", "note", U(1), "'note'", "expected a string"},
         {"accepted", "id", U(1), "'id'", "expected a string"},
         {"accepted", "position", I(-1), "'position'", "out of range"},
         {"accepted", "queue_depth", str, "'queue_depth'", "expected an integer"},
@@ -737,9 +776,9 @@ TEST(Protocol, RequestValidate) {
 TEST(Protocol, RandomBytesNeverCrash) {
     std::mt19937_64 rng(12345);
     std::vector<std::string> seeds = {w::encode(full_request()), w::encode(w::final_reply{}),
-                                      w::encode(w::status_reply{{{"chat", 1, 2, 3, 4}}, {{"w", "m", {"chat"}, 1, 1, "ok", 2}}, 1, 2}),
-                                      w::encode(w::heartbeat{{"a"}, {"b"}, 1, "ok", {"c"}}),
-                                      w::encode(w::ready{"w", "m", {"chat"}, 1, 2, "ok"}),
+                                      w::encode(w::status_reply{{{"chat", 1, 2, 3, 4, 1, 1, "n"}}, {{"w", "m", {"chat"}, 1, 1, "ok", 2, w::memory_report{}}}, 1, 2}),
+                                      w::encode(w::heartbeat{{"a"}, {"b"}, 1, "ok", {"c"}, w::memory_report{}}),
+                                      w::encode(w::ready{"w", "m", {"chat"}, 1, 2, "ok", w::memory_report{}}),
                                       w::encode(w::error_reply{"e", w::error_code::timeout, "m", 1})};
     size_t rejected = 0, accepted = 0;
     auto run_all = [&](const std::string& body) {

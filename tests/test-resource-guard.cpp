@@ -1,5 +1,6 @@
 // The resource guard: readings parsed from a fake /proc and /sys root, the ok / throttled /
 // critical state machine with hysteresis, size parsing and the fits-check.
+#include "byte-size.h"
 #include "resource-guard.h"
 
 #include <gtest/gtest.h>
@@ -573,26 +574,26 @@ TEST_F(fake_root, poll_drives_the_state_from_files) {
 }
 
 TEST(resource_guard, size_parse) {
-    EXPECT_EQ(guard_size_parse("512M"), 512 * MiB);
-    EXPECT_EQ(guard_size_parse("512m"), 512 * MiB);
-    EXPECT_EQ(guard_size_parse("512MiB"), 512 * MiB);
-    EXPECT_EQ(guard_size_parse("512mib"), 512 * MiB);
-    EXPECT_EQ(guard_size_parse("4096"), 4096u);
-    EXPECT_EQ(guard_size_parse("4096B"), 4096u);
-    EXPECT_EQ(guard_size_parse("0"), 0u);
-    EXPECT_EQ(guard_size_parse("1k"), 1024u);
-    EXPECT_EQ(guard_size_parse("1KiB"), 1024u);
-    EXPECT_EQ(guard_size_parse("2G"), 2 * GiB);
-    EXPECT_EQ(guard_size_parse("2GIB"), 2 * GiB);
-    EXPECT_EQ(guard_size_parse("1T"), 1024 * GiB);
-    EXPECT_EQ(guard_size_parse("1.5G"), 1536 * MiB);
-    EXPECT_EQ(guard_size_parse(" 64 MiB "), 64 * MiB);
-    EXPECT_EQ(guard_size_parse("16777215T"), uint64_t{16777215} << 40);
-    EXPECT_EQ(guard_size_parse("18446744073709551615"), UINT64_MAX);
+    EXPECT_EQ(byte_size_parse("512M"), 512 * MiB);
+    EXPECT_EQ(byte_size_parse("512m"), 512 * MiB);
+    EXPECT_EQ(byte_size_parse("512MiB"), 512 * MiB);
+    EXPECT_EQ(byte_size_parse("512mib"), 512 * MiB);
+    EXPECT_EQ(byte_size_parse("4096"), 4096u);
+    EXPECT_EQ(byte_size_parse("4096B"), 4096u);
+    EXPECT_EQ(byte_size_parse("0"), 0u);
+    EXPECT_EQ(byte_size_parse("1k"), 1024u);
+    EXPECT_EQ(byte_size_parse("1KiB"), 1024u);
+    EXPECT_EQ(byte_size_parse("2G"), 2 * GiB);
+    EXPECT_EQ(byte_size_parse("2GIB"), 2 * GiB);
+    EXPECT_EQ(byte_size_parse("1T"), 1024 * GiB);
+    EXPECT_EQ(byte_size_parse("1.5G"), 1536 * MiB);
+    EXPECT_EQ(byte_size_parse(" 64 MiB "), 64 * MiB);
+    EXPECT_EQ(byte_size_parse("16777215T"), uint64_t{16777215} << 40);
+    EXPECT_EQ(byte_size_parse("18446744073709551615"), UINT64_MAX);
     for (const char* bad : {"", " ", "M", "12X", "-1G", "+1G", "1.5", "1.G", ".5G", "16777216T",
                             "18446744073709551616", "1e9", "1 2M", "1MB", "0x10", "12M!"}) {
         try {
-            guard_size_parse(bad);
+            byte_size_parse(bad);
             ADD_FAILURE() << "accepted '" << bad << "'";
         } catch (const std::invalid_argument& e) {
             std::string quoted = std::string("'") + bad + "'";
@@ -603,12 +604,12 @@ TEST(resource_guard, size_parse) {
 }
 
 TEST(resource_guard, size_format) {
-    EXPECT_EQ(guard_size_format(0), "0 B");
-    EXPECT_EQ(guard_size_format(1023), "1023 B");
-    EXPECT_EQ(guard_size_format(1024), "1 KiB");
-    EXPECT_EQ(guard_size_format(900 * MiB), "900 MiB");
-    EXPECT_EQ(guard_size_format(1200 * MiB), "1.2 GiB");
-    EXPECT_EQ(guard_size_format(GiB - 1), "1 GiB");
+    EXPECT_EQ(byte_size_format(0), "0 B");
+    EXPECT_EQ(byte_size_format(1023), "1023 B");
+    EXPECT_EQ(byte_size_format(1024), "1 KiB");
+    EXPECT_EQ(byte_size_format(900 * MiB), "900 MiB");
+    EXPECT_EQ(byte_size_format(1200 * MiB), "1.2 GiB");
+    EXPECT_EQ(byte_size_format(GiB - 1), "1 GiB");
 }
 
 TEST(resource_guard, fit_check_messages) {
@@ -620,11 +621,11 @@ TEST(resource_guard, fit_check_messages) {
     guard_fit f = guard_fit_check(r, 900 * MiB, 300 * MiB);
     EXPECT_FALSE(f.fits);
     EXPECT_EQ(f.available, std::optional<uint64_t>(800 * MiB));
-    EXPECT_EQ(f.message, "model needs 1.2 GiB (file 900 MiB + KV cache 300 MiB) but only 800 MiB is available "
+    EXPECT_EQ(f.message, "model needs 1.2 GiB (weights 900 MiB + KV cache and buffers 300 MiB) but only 800 MiB is available "
                          "(cgroup limit 1 GiB, 224 MiB used)");
     f = guard_fit_check(r, 500 * MiB, 300 * MiB);
     EXPECT_TRUE(f.fits);
-    EXPECT_EQ(f.message, "model needs 800 MiB (file 500 MiB + KV cache 300 MiB); 800 MiB is available "
+    EXPECT_EQ(f.message, "model needs 800 MiB (weights 500 MiB + KV cache and buffers 300 MiB); 800 MiB is available "
                          "(cgroup limit 1 GiB, 224 MiB used)");
 
     // The budget minus the worker's RSS is tighter still.
@@ -632,7 +633,7 @@ TEST(resource_guard, fit_check_messages) {
     r.rss = 112 * MiB;
     f = guard_fit_check(r, 500 * MiB, 0);
     EXPECT_FALSE(f.fits);
-    EXPECT_EQ(f.message, "model needs 500 MiB (file 500 MiB + KV cache 0 B) but only 400 MiB is available "
+    EXPECT_EQ(f.message, "model needs 500 MiB (weights 500 MiB + KV cache and buffers 0 B) but only 400 MiB is available "
                          "(memory budget 512 MiB, worker RSS 112 MiB)");
 
     // Only MemAvailable known.
@@ -641,7 +642,7 @@ TEST(resource_guard, fit_check_messages) {
     m.mem_available = GiB;
     f = guard_fit_check(m, 2 * GiB, GiB);
     EXPECT_FALSE(f.fits);
-    EXPECT_EQ(f.message, "model needs 3 GiB (file 2 GiB + KV cache 1 GiB) but only 1 GiB is available "
+    EXPECT_EQ(f.message, "model needs 3 GiB (weights 2 GiB + KV cache and buffers 1 GiB) but only 1 GiB is available "
                          "(MemAvailable, of 24 GiB total)");
 
     // Over the cgroup limit already: nothing is available.
@@ -661,4 +662,27 @@ TEST(resource_guard, fit_check_messages) {
     // Sizes that overflow when added saturate instead of wrapping into a fit.
     f = guard_fit_check(m, UINT64_MAX, UINT64_MAX);
     EXPECT_FALSE(f.fits);
+}
+
+TEST(ResourceGuardHeadroom, TightestKnownLimitToItsCriticalLine) {
+    guard_options o;
+    guard_readings r;
+    EXPECT_FALSE(guard_headroom(r, o)) << "no limit known: no evidence";
+    r.memory_budget = 512 * MiB;
+    r.rss = 400 * MiB;
+    EXPECT_EQ(guard_headroom(r, o), 112 * MiB);
+    r.rss = 600 * MiB;
+    EXPECT_EQ(guard_headroom(r, o), 0u) << "past the line leaves nothing";
+    r.rss = 100 * MiB;
+    r.mem_total = 16 * GiB;
+    r.mem_available = 1 * GiB;  // the system line is 5% of 16 GiB = 819.2 MiB: 204.8 MiB left
+    EXPECT_NEAR(static_cast<double>(*guard_headroom(r, o)), 204.8 * MiB, 1.0);
+    r.cgroup_limit = 1 * GiB;
+    r.cgroup_current = 1000 * MiB;  // the cgroup line is 95% of 1 GiB = 972.8 MiB: past it
+    EXPECT_EQ(guard_headroom(r, o), 0u);
+    r.cgroup_limit = guard_unlimited;
+    EXPECT_NEAR(static_cast<double>(*guard_headroom(r, o)), 204.8 * MiB, 1.0) << "an unlimited cgroup is no limit";
+    o.budget_critical = 1.5;  // the budget line moves with its threshold
+    r.mem_available.reset();
+    EXPECT_EQ(guard_headroom(r, o), 668 * MiB);
 }

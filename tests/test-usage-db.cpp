@@ -453,3 +453,34 @@ TEST_F(UsageDb, CreateAtVersionRejectsBadVersions) {
     EXPECT_EQ(db.version(), usage_db::schema_version);
     EXPECT_TRUE(db.verify().ok);
 }
+
+TEST_F(UsageDb, WorkerEventsRoundTripAndSurviveMigrationFromVersion3) {
+    usage_db::create_at_version(path_, 3);
+    {
+        usage_db db(path_, false);
+        EXPECT_EQ(db.version(), 4) << "a version 3 file gains the worker_events table";
+        std::vector<hearth::worker_event> in(3);
+        in[0] = {0, t0 + 1, "box:1", "smol", "ready", "ok", "", "RSS 40 MiB"};
+        in[1] = {0, t0 + 2, "box:1", "smol", "guard", "critical", "ok", "RSS 600 MiB > budget 512 MiB"};
+        in[2] = {0, t0 + 3, "box:1", "smol", "lost", "critical", "", "missed heartbeats"};
+        db.events_append(in);
+        add_rows(db, 0, 2, t0);
+    }
+    usage_db db(path_, false);
+    const auto out = db.events(t0, t0 + day_us);
+    ASSERT_EQ(out.size(), 3u);
+    EXPECT_EQ(out[0].id, 1);
+    EXPECT_EQ(out[1].event, "guard");
+    EXPECT_EQ(out[1].state, "critical");
+    EXPECT_EQ(out[1].previous, "ok");
+    EXPECT_EQ(out[1].detail, "RSS 600 MiB > budget 512 MiB");
+    EXPECT_EQ(out[2].ts_us, t0 + 3);
+    EXPECT_EQ(db.events(t0 + 2, t0 + 3).size(), 1u) << "the range is half-open";
+    EXPECT_EQ(db.events(t0, t0 + day_us, 2).size(), 2u);
+    EXPECT_TRUE(db.verify().ok) << "events stay outside the usage rows' chain";
+    // The table refuses an event kind it does not know.
+    std::vector<hearth::worker_event> bad(1);
+    bad[0] = {0, t0 + 4, "box:1", "", "exploded", "", "", ""};
+    EXPECT_THROW(db.events_append(bad), usage_db_error);
+    EXPECT_EQ(db.events(t0, t0 + day_us).size(), 3u) << "a failed append writes nothing";
+}

@@ -112,6 +112,7 @@ struct job {
 struct generator::impl {
     const model& mdl;                          // weights and vocabulary
     generator_params params;                   // as given, slots clamped to >= 1
+    int32_t admit_limit = 0;                   // most requests in slots at once (set_admit_limit); slots by default
     event_sink sink;                           // receives every event, synchronously
     context ctx;                               // one KV sequence per slot
     std::vector<std::unique_ptr<job>> slots;   // by sequence id; null when free
@@ -146,6 +147,7 @@ struct generator::impl {
         : mdl(m), params(p), sink(std::move(s)), ctx(m, make_ctx_params(m, p)) {
         params.slots = std::max(params.slots, 1);
         params.batch_size = std::max(params.batch_size, 1);
+        admit_limit = params.slots;
         slots.resize(static_cast<size_t>(params.slots));
         entries.reserve(slots.size());
         in_batch.reserve(slots.size());
@@ -416,10 +418,18 @@ struct generator::impl {
         return any;
     }
 
+    int32_t running() const {
+        int32_t n = 0;
+        for (const auto& j : slots) n += j ? 1 : 0;
+        return n;
+    }
+
     bool admit() {
         bool any = false;
-        for (size_t s = 0; s < slots.size() && !waiting.empty(); ++s) {
+        int32_t room = admit_limit - running();
+        for (size_t s = 0; s < slots.size() && !waiting.empty() && room > 0; ++s) {
             if (slots[s]) continue;
+            --room;
             std::unique_ptr<job> j = std::move(waiting.front());
             waiting.pop_front();
             ctx.seq_clear(static_cast<int32_t>(s));
@@ -504,20 +514,26 @@ struct generator::impl {
         return true;
     }
 
-    void cancel(const std::string& id, const std::string& code) {
+    void fail(const std::string& id, const std::string& code, const std::string& message) {
         for (auto it = waiting.begin(); it != waiting.end(); ++it) {
             if ((*it)->req.id != id) continue;
             std::unique_ptr<job> j = std::move(*it);
             waiting.erase(it);
-            emit_error(id, code, code == "timeout" ? "the request passed its deadline" : "the request was cancelled");
+            emit_error(id, code, message);
             return;
         }
         for (size_t s = 0; s < slots.size(); ++s) {
             if (!slots[s] || slots[s]->req.id != id) continue;
             std::unique_ptr<job> j = take_slot(static_cast<int32_t>(s));
-            emit_error(id, code, code == "timeout" ? "the request passed its deadline" : "the request was cancelled");
+            emit_error(id, code, message);
             return;
         }
+    }
+
+    uint64_t kv_bytes_left(const job& j) const {
+        const int64_t end = std::min<int64_t>(ctx.n_ctx(), static_cast<int64_t>(j.prompt.size()) + j.budget);
+        const int64_t left = std::max<int64_t>(0, end - j.n_past);
+        return static_cast<uint64_t>(left) * ctx.kv_bytes_per_token();
     }
 };
 
@@ -528,20 +544,50 @@ generator::~generator() = default;
 
 void generator::submit(generation_request r) { impl_->submit(std::move(r)); }
 
-void generator::cancel(const std::string& id, const std::string& code) { impl_->cancel(id, code); }
+void generator::cancel(const std::string& id, const std::string& code) {
+    impl_->fail(id, code, code == "timeout" ? "the request passed its deadline" : "the request was cancelled");
+}
 
 void generator::cancel_all(const std::string& code) {
-    for (const std::string& id : running_ids()) impl_->cancel(id, code);
+    for (const std::string& id : running_ids()) cancel(id, code);
 }
+
+void generator::fail(const std::string& id, const std::string& code, const std::string& message) { impl_->fail(id, code, message); }
+
+void generator::set_admit_limit(int32_t n) { impl_->admit_limit = std::clamp(n, 0, impl_->params.slots); }
+
+int32_t generator::admit_limit() const { return impl_->admit_limit; }
+
+uint64_t generator::release_idle() {
+    uint64_t bytes = 0;
+    const uint64_t per_slot = static_cast<uint64_t>(impl_->ctx.kv_bytes_per_token()) * static_cast<uint64_t>(impl_->ctx.n_ctx());
+    for (size_t s = 0; s < impl_->slots.size(); ++s) {
+        if (impl_->slots[s]) continue;
+        impl_->ctx.seq_release(static_cast<int32_t>(s));
+        bytes += per_slot;
+    }
+    return bytes;
+}
+
+std::vector<kv_need> generator::kv_needs() const {
+    std::vector<kv_need> needs;
+    for (const auto& j : impl_->slots) {
+        if (j) needs.push_back({j->req.id, impl_->kv_bytes_left(*j), false});
+    }
+    for (const auto& j : impl_->waiting) needs.push_back({j->req.id, impl_->kv_bytes_left(*j), true});
+    return needs;
+}
+
+uint64_t generator::kv_bytes_per_token() const { return impl_->ctx.kv_bytes_per_token(); }
+
 
 bool generator::step() { return impl_->step(); }
 
 int32_t generator::slots() const { return impl_->params.slots; }
 
 int32_t generator::free_slots() const {
-    int32_t used = static_cast<int32_t>(impl_->waiting.size());
-    for (const auto& j : impl_->slots) used += j ? 1 : 0;
-    return std::max(0, impl_->params.slots - used);
+    const int32_t used = static_cast<int32_t>(impl_->waiting.size()) + impl_->running();
+    return std::max(0, impl_->admit_limit - used);
 }
 
 int32_t generator::n_ctx() const { return impl_->ctx.n_ctx(); }

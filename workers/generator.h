@@ -51,6 +51,13 @@ struct generation_event {
     std::string message;
 };
 
+// What a request may still add to the KV cache (generator::kv_needs).
+struct kv_need {
+    std::string id;        // the request
+    uint64_t bytes = 0;    // KV bytes it may still write before it ends
+    bool waiting = false;  // not admitted yet (nothing written)
+};
+
 struct generator_params {
     int32_t slots = 4;
     int32_t n_ctx = 2048;                  // positions per slot (capped at the model's training context)
@@ -75,14 +82,35 @@ public:
     // "timeout"); unknown ids are ignored.
     void cancel(const std::string& id, const std::string& code = "cancelled");
     void cancel_all(const std::string& code = "cancelled");
+    // Ends a request (running or waiting) with an error event carrying `code` (e.g. "overloaded")
+    // and `message`; its slot is free at once. Unknown ids are ignored. Safe from inside the sink.
+    void fail(const std::string& id, const std::string& code, const std::string& message);
 
-    // One engine step: admits waiting requests to free slots, evaluates up to batch_size prompt
-    // tokens plus one token per generating request, samples, sends events, and ends requests past
-    // their deadline (error "timeout"). Returns false when there was nothing to do.
+    // Memory pressure controls (the worker's resource guard):
+    // At most n requests run at once from now, n clamped to [0, slots]; default slots. Lowering it
+    // stops nothing: running requests go on, and no waiting one starts until fewer than n run.
+    // 0: no new request starts; waiting ones keep waiting.
+    void set_admit_limit(int32_t n);
+    int32_t admit_limit() const;
+    // Returns the KV cache pages of every slot without a request to the OS. Returns the bytes
+    // those slots reserve (kv_bytes_per_token * n_ctx each): an upper bound of what went back
+    // (pages never written were not resident). A freed slot's next request faults them back in.
+    uint64_t release_idle();
+    // For every running and waiting request: the KV bytes it may still write before it ends:
+    // (min(n_ctx, prompt tokens + tokens still to generate) - positions already written) *
+    // kv_bytes_per_token. Prompts are tokenized at submit, so waiting requests use their real
+    // prompt length too. Running first (by slot), then waiting (in queue order).
+    std::vector<kv_need> kv_needs() const;
+    uint64_t kv_bytes_per_token() const;   // the context's: K+V of one position, all layers
+
+    // One engine step: admits waiting requests to free slots (up to the admit limit), evaluates
+    // up to batch_size prompt tokens plus one token per generating request, samples, sends
+    // events, and ends requests past their deadline (error "timeout"). Returns false when there
+    // was nothing to do (requests held back by the admit limit do not count).
     bool step();
 
     int32_t slots() const;
-    int32_t free_slots() const;            // slots minus running and waiting requests (>= 0)
+    int32_t free_slots() const;            // admit_limit() minus running and waiting requests (>= 0)
     int32_t n_ctx() const;
     std::vector<std::string> running_ids() const;  // running and waiting
     bool idle() const;

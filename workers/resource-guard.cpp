@@ -1,5 +1,7 @@
 #include "resource-guard.h"
 
+#include "byte-size.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -350,7 +352,7 @@ guard_readings guard_sample(const guard_options& options) {
 std::string guard_readings_describe(const guard_readings& r) {
     std::string s = "MemAvailable ";
     if (r.mem_available && r.mem_total) {
-        s.append(guard_size_format(*r.mem_available)).append(" of ").append(guard_size_format(*r.mem_total));
+        s.append(byte_size_format(*r.mem_available)).append(" of ").append(byte_size_format(*r.mem_total));
         if (auto f = r.system_fraction()) s.append(" (").append(format_percent(*f)).append(")");
     } else {
         s.append("unknown");
@@ -362,79 +364,15 @@ std::string guard_readings_describe(const guard_readings& r) {
     s.append(", cgroup");
     if (r.cgroup_version) s.append(" v").append(std::to_string(r.cgroup_version));
     s.append(" ");
-    s.append(r.cgroup_current ? guard_size_format(*r.cgroup_current) : "unknown");
+    s.append(r.cgroup_current ? byte_size_format(*r.cgroup_current) : "unknown");
     s.append(" used, limit ");
     if (!r.cgroup_limit) s.append("unknown");
     else if (*r.cgroup_limit == guard_unlimited) s.append("none");
-    else s.append(guard_size_format(*r.cgroup_limit));
+    else s.append(byte_size_format(*r.cgroup_limit));
     s.append(", RSS ");
-    s.append(r.rss ? guard_size_format(*r.rss) : "unknown");
-    if (r.memory_budget) s.append(" of budget ").append(guard_size_format(r.memory_budget));
+    s.append(r.rss ? byte_size_format(*r.rss) : "unknown");
+    if (r.memory_budget) s.append(" of budget ").append(byte_size_format(r.memory_budget));
     return s;
-}
-
-uint64_t guard_size_parse(std::string_view text) {
-    auto fail = [&]() -> std::invalid_argument {
-        std::string m = "invalid memory size ";
-        m.append(quoted(text)).append(": expected bytes or a number with K, M, G or T (1024-based), e.g. 512M");
-        return std::invalid_argument(m);
-    };
-    std::string_view s = trim(text);
-    std::size_t i = 0;
-    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
-    std::size_t int_end = i;
-    std::size_t frac_begin = i, frac_end = i;
-    if (i < s.size() && s[i] == '.') {
-        frac_begin = ++i;
-        while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
-        frac_end = i;
-        if (frac_end == frac_begin) throw fail();
-    }
-    if (int_end == 0) throw fail();
-    std::string unit;
-    for (char c : trim(s.substr(i))) unit.push_back(static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c));
-    int shift = 0;
-    if (unit.empty() || unit == "b") shift = 0;
-    else if (unit == "k" || unit == "kib") shift = 10;
-    else if (unit == "m" || unit == "mib") shift = 20;
-    else if (unit == "g" || unit == "gib") shift = 30;
-    else if (unit == "t" || unit == "tib") shift = 40;
-    else throw fail();
-    auto whole = parse_u64(s.substr(0, int_end));
-    if (!whole || *whole > (UINT64_MAX >> shift)) throw fail();
-    uint64_t bytes = *whole << shift;
-    if (frac_end > frac_begin) {
-        if (shift == 0) throw fail();  // a fraction of a byte
-        // Up to 12 digits keeps digits << 40 within 64 bits' worth of long double precision needs.
-        std::string_view digits = s.substr(frac_begin, std::min<std::size_t>(frac_end - frac_begin, 12));
-        auto frac = parse_u64(digits);
-        if (!frac) throw fail();
-        long double part = static_cast<long double>(*frac) / std::pow(10.0L, static_cast<long double>(digits.size()));
-        auto extra = static_cast<uint64_t>(part * static_cast<long double>(uint64_t{1} << shift));
-        if (bytes > UINT64_MAX - extra) throw fail();
-        bytes += extra;
-    }
-    return bytes;
-}
-
-std::string guard_size_format(uint64_t bytes) {
-    static const char* const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
-    if (bytes < 1024) return std::to_string(bytes) + " B";
-    double v = static_cast<double>(bytes);
-    int u = 0;
-    while (v >= 1024.0 && u < 6) {
-        v /= 1024.0;
-        ++u;
-    }
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.1f", v);
-    if (std::strcmp(buf, "1024.0") == 0 && u < 6) {
-        ++u;
-        std::snprintf(buf, sizeof buf, "1.0");
-    }
-    std::string s = buf;
-    if (s.size() > 2 && s.compare(s.size() - 2, 2, ".0") == 0) s.resize(s.size() - 2);
-    return s.append(" ").append(units[u]);
 }
 
 guard_fit guard_fit_check(const guard_readings& r, uint64_t file_bytes, uint64_t kv_bytes) {
@@ -449,36 +387,52 @@ guard_fit guard_fit_check(const guard_readings& r, uint64_t file_bytes, uint64_t
     };
     if (r.mem_available) {
         std::string what = "MemAvailable";
-        if (r.mem_total) what.append(", of ").append(guard_size_format(*r.mem_total)).append(" total");
+        if (r.mem_total) what.append(", of ").append(byte_size_format(*r.mem_total)).append(" total");
         consider(*r.mem_available, what);
     }
     if (r.cgroup_limit && *r.cgroup_limit != guard_unlimited && r.cgroup_current) {
         uint64_t headroom = *r.cgroup_limit > *r.cgroup_current ? *r.cgroup_limit - *r.cgroup_current : 0;
         std::string what = "cgroup limit ";
-        what.append(guard_size_format(*r.cgroup_limit)).append(", ").append(guard_size_format(*r.cgroup_current)).append(" used");
+        what.append(byte_size_format(*r.cgroup_limit)).append(", ").append(byte_size_format(*r.cgroup_current)).append(" used");
         consider(headroom, what);
     }
     if (r.memory_budget) {
         std::string what = "memory budget ";
-        what.append(guard_size_format(r.memory_budget));
+        what.append(byte_size_format(r.memory_budget));
         uint64_t left = r.memory_budget;
         if (r.rss) {
             left = r.memory_budget > *r.rss ? r.memory_budget - *r.rss : 0;
-            what.append(", worker RSS ").append(guard_size_format(*r.rss));
+            what.append(", worker RSS ").append(byte_size_format(*r.rss));
         }
         consider(left, what);
     }
     std::string need = "model needs ";
-    need.append(guard_size_format(needed)).append(" (file ").append(guard_size_format(file_bytes));
-    need.append(" + KV cache ").append(guard_size_format(kv_bytes)).append(")");
+    need.append(byte_size_format(needed)).append(" (weights ").append(byte_size_format(file_bytes));
+    need.append(" + KV cache and buffers ").append(byte_size_format(kv_bytes)).append(")");
     if (!fit.available) {
         fit.message = need.append("; available memory is unknown");
         return fit;
     }
     fit.fits = needed <= *fit.available;
     fit.message = need.append(fit.fits ? "; " : " but only ");
-    fit.message.append(guard_size_format(*fit.available)).append(" is available (").append(where).append(")");
+    fit.message.append(byte_size_format(*fit.available)).append(" is available (").append(where).append(")");
     return fit;
+}
+
+std::optional<uint64_t> guard_headroom(const guard_readings& r, const guard_options& o) {
+    std::optional<uint64_t> room;
+    auto consider = [&](double line, double used) {
+        const double left = line > used ? line - used : 0.0;
+        const auto bytes = static_cast<uint64_t>(std::min(left, 1.8e19));
+        if (!room || bytes < *room) room = bytes;
+    };
+    if (r.memory_budget && r.rss)
+        consider(static_cast<double>(r.memory_budget) * o.budget_critical, static_cast<double>(*r.rss));
+    if (r.cgroup_limit && *r.cgroup_limit != guard_unlimited && r.cgroup_current)
+        consider(static_cast<double>(*r.cgroup_limit) * (1.0 - o.critical_fraction), static_cast<double>(*r.cgroup_current));
+    if (r.mem_available && r.mem_total)
+        consider(static_cast<double>(*r.mem_available), static_cast<double>(*r.mem_total) * o.critical_fraction);
+    return room;
 }
 
 resource_guard::resource_guard(guard_options options) : options_(std::move(options)) {
@@ -561,9 +515,9 @@ guard_state resource_guard::update(const guard_readings& r) {
             double ef = e == 2 ? o.budget_critical : o.budget_throttle;
             double hf = h == 2 ? hc : ht_;
             std::string name = "RSS ";
-            name.append(guard_size_format(static_cast<uint64_t>(v)));
+            name.append(byte_size_format(static_cast<uint64_t>(v)));
             std::string tail = " of budget ";
-            tail.append(guard_size_format(o.memory_budget));
+            tail.append(byte_size_format(o.memory_budget));
             et = std::string(name).append(" > ").append(format_percent(ef)).append(tail);
             ht = name.append(" not yet below ").append(format_percent(hf)).append(tail);
             break;

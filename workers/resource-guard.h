@@ -64,13 +64,6 @@ guard_readings guard_sample(const guard_options& options);
 // One line for status and logs, e.g. "MemAvailable 21.8 GiB of 23.5 GiB (93%), PSI some 0.0 full 0.0, ...".
 std::string guard_readings_describe(const guard_readings& r);
 
-// "512M" -> 536870912. Plain bytes, or K/M/G/T (also KiB/MiB/GiB/TiB, any case; 1024-based), with
-// an optional fraction before a unit ("1.5G"). Throws std::invalid_argument naming the text.
-uint64_t guard_size_parse(std::string_view text);
-
-// "900 MiB", "1.2 GiB", "512 B".
-std::string guard_size_format(uint64_t bytes);
-
 struct guard_fit {
     bool fits = true;                        // false only when a known limit is too small
     std::optional<uint64_t> available;       // bytes the tightest known limit leaves; unknown = no evidence
@@ -80,6 +73,12 @@ struct guard_fit {
 // Whether a model of `file_bytes` plus a KV cache of `kv_bytes` fits the smallest of MemAvailable,
 // the cgroup's headroom and the budget minus the current RSS.
 guard_fit guard_fit_check(const guard_readings& r, uint64_t file_bytes, uint64_t kv_bytes);
+
+// Bytes the worker may still take before the tightest known limit reaches its critical line:
+// budget * budget_critical - RSS, the cgroup's limit * (1 - critical_fraction) - usage, and
+// MemAvailable - MemTotal * critical_fraction (0 when past it). nullopt when no limit is known.
+// A critical worker lets running requests finish only while their remaining need fits this.
+std::optional<uint64_t> guard_headroom(const guard_readings& r, const guard_options& options);
 
 // The state machine. Entering a worse state is immediate; stepping down one state needs every
 // reading to clear the threshold by its margin for `recover_samples` consecutive samples. Unknown

@@ -1,5 +1,7 @@
 #include "worker.h"
 
+#include "byte-size.h"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -15,6 +17,21 @@ std::string_view view_of(const zmq::message_t& m) { return {static_cast<const ch
 
 }  // namespace
 
+guard_options guard_options_from(const worker_config& w) {
+    guard_options o;
+    o.root = w.guard_root;
+    o.interval_ms = static_cast<int>(w.guard_interval_ms);
+    o.memory_budget = w.memory_budget;
+    o.throttle_fraction = w.guard_throttle_available;
+    o.critical_fraction = w.guard_critical_available;
+    o.psi_some_throttle = w.guard_psi_some_throttle;
+    o.psi_full_critical = w.guard_psi_full_critical;
+    o.budget_throttle = w.guard_budget_throttle;
+    o.budget_critical = w.guard_budget_critical;
+    o.recover_samples = static_cast<int>(w.guard_recover_samples);
+    return o;
+}
+
 worker::worker(const config& cfg, const model& m, std::string model_name, zmq::context_t& zctx)
     : cfg_(cfg),
       model_(m),
@@ -23,10 +40,13 @@ worker::worker(const config& cfg, const model& m, std::string model_name, zmq::c
       pipe_endpoint_("inproc://hearth-worker-" + std::to_string(reinterpret_cast<uintptr_t>(this))),
       pipe_in_(zctx, zmq::socket_type::pair),
       backoff_(cfg.worker.reconnect_min_ms),
-      hb_(cfg.broker.heartbeat_ms) {
+      hb_(cfg.broker.heartbeat_ms),
+      guard_(guard_options_from(cfg.worker)) {
     pipe_in_.set(zmq::sockopt::linger, 0);
     pipe_in_.set(zmq::sockopt::rcvhwm, 0);
     pipe_in_.bind(pipe_endpoint_);
+    guard_.poll();  // READY carries the first readings
+    next_sample_ = clock::now() + milliseconds(cfg_.worker.guard_interval_ms);
     engine_thread_ = std::thread([this] { engine_loop(); });
 }
 
@@ -111,6 +131,7 @@ void worker::engine_loop() {
             case engine_command::kind::submit: gen.submit(std::move(c.req)); break;
             case engine_command::kind::cancel: gen.cancel(c.id, c.code); break;
             case engine_command::kind::cancel_all: gen.cancel_all(c.code); break;
+            case engine_command::kind::guard: engine_guard(gen, c); break;
             }
         }
         todo.clear();
@@ -118,7 +139,94 @@ void worker::engine_loop() {
     }
 }
 
+void worker::engine_guard(generator& gen, const engine_command& c) {
+    gen.set_admit_limit(c.admit);
+    if (c.release) {
+        const uint64_t freed = gen.release_idle();
+        if (freed) spdlog::info("worker: gave {} of idle KV cache back to the system", byte_size_format(freed));
+    }
+    if (!c.critical) return;
+    // Waiting requests go back to the broker for another worker; running ones finish if what they
+    // may still write fits the room left before the critical line, smallest need first.
+    std::vector<kv_need> needs = gen.kv_needs();
+    std::sort(needs.begin(), needs.end(), [](const kv_need& a, const kv_need& b) { return a.bytes < b.bytes; });
+    uint64_t used = 0;
+    for (const kv_need& n : needs) {
+        std::string m = "worker is critical (";
+        m.append(c.why.empty() ? "low on memory" : c.why).append(")");
+        if (n.waiting) {
+            gen.fail(n.id, "overloaded", m.append(" and takes no new work"));
+            continue;
+        }
+        if (!c.headroom || used + n.bytes <= *c.headroom) {
+            used += n.bytes;
+            continue;
+        }
+        m.append(": the request may need ").append(byte_size_format(n.bytes)).append(" more and only ");
+        m.append(byte_size_format(*c.headroom > used ? *c.headroom - used : 0)).append(" is left");
+        gen.fail(n.id, "overloaded", m);
+    }
+}
+
 // ------------------------------------------------------------------ socket thread
+
+int32_t worker::guard_admit() const {
+    const auto slots = static_cast<int32_t>(cfg_.worker.slots);
+    switch (guard_.state()) {
+    case guard_state::ok: return slots;
+    case guard_state::throttled: return std::max(1, slots / 2);
+    case guard_state::critical: return 0;
+    }
+    return slots;
+}
+
+wire::memory_report worker::guard_report() const {
+    const guard_readings& r = guard_.last();
+    wire::memory_report m;
+    m.reason = guard_.reason();
+    m.slots_now = guard_admit();
+    m.mem_total = r.mem_total.value_or(0);
+    m.mem_available = r.mem_available.value_or(0);
+    m.psi_some = r.psi_some_avg10.value_or(-1);
+    m.psi_full = r.psi_full_avg10.value_or(-1);
+    m.cgroup_current = r.cgroup_current.value_or(0);
+    m.cgroup_limit = r.cgroup_limit.value_or(0);
+    m.rss = r.rss.value_or(0);
+    m.budget = r.memory_budget;
+    return m;
+}
+
+void worker::guard_apply() {
+    engine_command c;
+    c.type = engine_command::kind::guard;
+    c.admit = guard_admit();
+    c.release = guard_.state() != guard_state::ok;
+    c.critical = guard_.state() == guard_state::critical;
+    if (c.critical) c.headroom = guard_headroom(guard_.last(), guard_.options());
+    c.why = guard_.reason();
+    engine_post(std::move(c));
+}
+
+void worker::guard_sample_due(clock::time_point now) {
+    if (now < next_sample_) return;
+    next_sample_ = now + milliseconds(cfg_.worker.guard_interval_ms);
+    const guard_state before = guard_.state();
+    const guard_state after = guard_.poll();
+    if (after == before) {
+        // Running requests keep growing while critical: check again that they still fit.
+        if (after == guard_state::critical) guard_apply();
+        return;
+    }
+    const std::string readings = guard_readings_describe(guard_.last());
+    if (after == guard_state::ok) spdlog::info("worker: memory back to ok (was {}): {}", guard_state_name(before), readings);
+    else spdlog::warn("worker: memory {} -> {}: {}; {}", guard_state_name(before), guard_state_name(after), guard_.reason(), readings);
+    guard_apply();
+    // The broker hears at once, not at the next heartbeat: it routes by this.
+    if (dealer_) {
+        send_heartbeat();
+        next_heartbeat_ = now + hb_;
+    }
+}
 
 void worker::connect() {
     dealer_ = zmq::socket_t(zctx_, zmq::socket_type::dealer);
@@ -137,13 +245,16 @@ void worker::send_ready() {
     r.services = cfg_.worker.services;
     r.slots = static_cast<int32_t>(cfg_.worker.slots);
     r.n_ctx = static_cast<int32_t>(std::min<int64_t>(cfg_.worker.ctx_size, model_.hparams().n_ctx_train));
+    r.guard = guard_state_name(guard_.state());
+    r.memory = guard_report();
     wire::message_send(dealer_, {}, wire::command::ready, wire::encode(r));
 }
 
 void worker::send_heartbeat() {
     wire::heartbeat hb;
-    hb.free_slots = std::max<int32_t>(0, static_cast<int32_t>(cfg_.worker.slots) - static_cast<int32_t>(running_.size()));
-    hb.guard = "ok";
+    hb.free_slots = std::max<int32_t>(0, guard_admit() - static_cast<int32_t>(running_.size()));
+    hb.guard = guard_state_name(guard_.state());
+    hb.memory = guard_report();
     hb.running.assign(running_.begin(), running_.end());
     wire::message_send(dealer_, {}, wire::command::heartbeat, wire::encode(hb));
 }
@@ -159,7 +270,10 @@ void worker::send_error(const std::string& id, wire::error_code code, const std:
 void worker::forget_all(const char* why) {
     if (!running_.empty()) spdlog::warn("worker: dropping {} running request(s): {}", running_.size(), why);
     running_.clear();
-    engine_post({engine_command::kind::cancel_all, {}, {}, "cancelled"});
+    engine_command c;
+    c.type = engine_command::kind::cancel_all;
+    c.code = "cancelled";
+    engine_post(std::move(c));
 }
 
 void worker::on_request(std::string_view body) {
@@ -171,6 +285,13 @@ void worker::on_request(std::string_view body) {
         return;
     }
     if (running_.count(r.id)) return;  // a duplicate dispatch: the first one answers
+    if (guard_.state() == guard_state::critical) {
+        // The broker sent it before it heard: hand it back for another worker.
+        std::string m = "worker is critical (";
+        m.append(guard_.reason().empty() ? "low on memory" : guard_.reason()).append(") and takes no new work");
+        send_error(r.id, wire::error_code::overloaded, m);
+        return;
+    }
     if (running_.size() >= cfg_.worker.slots) {
         send_error(r.id, wire::error_code::overloaded, "all slots of this worker are busy");
         return;
@@ -214,7 +335,10 @@ void worker::on_request(std::string_view body) {
     g.resume_tokens = r.resume_tokens;
     running_.insert(g.id);
     spdlog::debug("worker: request {} ({}), {} running", g.id, r.service, running_.size());
-    engine_post({engine_command::kind::submit, std::move(g), {}, {}});
+    engine_command c;
+    c.type = engine_command::kind::submit;
+    c.req = std::move(g);
+    engine_post(std::move(c));
 }
 
 void worker::on_broker(const wire::frames& f) {
@@ -230,7 +354,13 @@ void worker::on_broker(const wire::frames& f) {
         case wire::command::request: on_request(env.body); break;
         case wire::command::cancel: {
             wire::cancel c = wire::decode_cancel(env.body);
-            if (running_.count(c.id)) engine_post({engine_command::kind::cancel, {}, c.id, c.reason == "timeout" ? "timeout" : "cancelled"});
+            if (running_.count(c.id)) {
+                engine_command ec;
+                ec.type = engine_command::kind::cancel;
+                ec.id = c.id;
+                ec.code = c.reason == "timeout" ? "timeout" : "cancelled";
+                engine_post(std::move(ec));
+            }
             break;
         }
         case wire::command::heartbeat: break;
@@ -260,7 +390,8 @@ void worker::run(const std::atomic<bool>& stop) {
     while (!stop.load()) {
         zmq::pollitem_t items[] = {{dealer_.handle(), 0, ZMQ_POLLIN, 0}, {pipe_in_.handle(), 0, ZMQ_POLLIN, 0}};
         const auto now = clock::now();
-        const auto wait = std::clamp(std::chrono::duration_cast<milliseconds>(next_heartbeat_ - now), milliseconds(0), milliseconds(100));
+        const auto wait = std::clamp(std::chrono::duration_cast<milliseconds>(std::min(next_heartbeat_, next_sample_) - now),
+                                     milliseconds(0), milliseconds(100));
         wire::poll_interruptible(items, 2, wait);
         while (wire::message_recv(dealer_, f)) {
             last_heard_ = clock::now();
@@ -278,6 +409,7 @@ void worker::run(const std::atomic<bool>& stop) {
             wire::message_send(dealer_, {}, cmd, view_of(f.parts[2]));
         }
         const auto t = clock::now();
+        guard_sample_due(t);
         if (t >= next_heartbeat_) {
             send_heartbeat();
             next_heartbeat_ = t + hb_;

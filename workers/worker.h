@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "generator.h"
+#include "resource-guard.h"
 #include "transport.h"
 
 #include <zmq.hpp>
@@ -17,11 +18,15 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
 
 namespace hearth {
+
+// The resource guard's options from the worker's configuration (memory_budget, guard_*).
+guard_options guard_options_from(const worker_config& w);
 
 class worker {
 public:
@@ -37,10 +42,15 @@ public:
 private:
     // What the socket thread asks of the engine thread.
     struct engine_command {
-        enum class kind { submit, cancel, cancel_all } type = kind::submit;
+        enum class kind { submit, cancel, cancel_all, guard } type = kind::submit;
         generation_request req;            // submit
         std::string id;                    // cancel
         std::string code;                  // cancel, cancel_all: cancelled or timeout
+        int32_t admit = 0;                 // guard: requests that may run at once
+        bool release = false;              // guard: give idle KV caches back to the system
+        bool critical = false;             // guard: hand back waiting requests, keep running ones that fit `headroom`
+        std::optional<uint64_t> headroom;  // guard: bytes left before the critical line (nullopt unknown)
+        std::string why;                   // guard: what holds the state, for the overloaded message
     };
     using clock = std::chrono::steady_clock;
 
@@ -53,6 +63,13 @@ private:
     void on_request(std::string_view body);
     void send_ready();
     void send_heartbeat();
+    // Samples memory when due; on a change of state (and each sample while critical) tells the
+    // engine what it may run and the broker what state the worker is in.
+    void guard_sample_due(clock::time_point now);
+    void guard_apply();                    // the guard's state -> engine command
+    int32_t guard_admit() const;           // requests that may run at once in the current state
+    wire::memory_report guard_report() const;
+    void engine_guard(generator& gen, const engine_command& c);  // engine thread
     void send_error(const std::string& id, wire::error_code code, const std::string& message);
     void forget_all(const char* why);
 
@@ -72,6 +89,8 @@ private:
     clock::time_point next_heartbeat_;
     std::chrono::milliseconds backoff_;    // wait before the next reconnect
     std::chrono::milliseconds hb_;         // heartbeat interval
+    resource_guard guard_;                 // memory state (socket thread)
+    clock::time_point next_sample_;        // when the guard samples next
 
     // Engine thread state.
     std::mutex mu_;

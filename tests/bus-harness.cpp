@@ -302,6 +302,29 @@ std::optional<wire::status_reply> raw_client::status(int timeout_ms) {
     return std::nullopt;
 }
 
+std::string first_partial(raw_client& c, const std::string& id, int timeout_ms) {
+    for (;;) {
+        auto m = c.recv(timeout_ms);
+        if (!m) return "<timeout>";
+        if (m->cmd == wire::command::partial) {
+            auto p = wire::decode_partial(m->body);
+            if (p.id == id) return p.text;
+        }
+        if (m->cmd == wire::command::final || m->cmd == wire::command::error) return "<ended>";
+    }
+}
+
+std::string busy_worker(raw_client& c) {
+    for (int i = 0; i < 100; ++i) {
+        auto s = c.status(2000);
+        if (s)
+            for (const auto& w : s->workers)
+                if (w.busy > 0) return w.id;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return "";
+}
+
 wire::request request_make(const std::string& id, const std::string& prompt, int max_tokens, float temperature) {
     wire::request r;
     r.id = id;

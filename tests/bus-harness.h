@@ -110,6 +110,12 @@ private:
     std::map<std::string, outcome> outcomes_;  // by request id, as messages arrive
 };
 
+// Waits for the first PARTIAL of `id` and returns its text; "<timeout>" or "<ended>" (a FINAL or
+// ERROR came first) otherwise.
+std::string first_partial(raw_client& c, const std::string& id, int timeout_ms = 10000);
+// The name of a worker STATUS shows busy ("" when none shows up within about a second).
+std::string busy_worker(raw_client& c);
+
 wire::request request_make(const std::string& id, const std::string& prompt, int max_tokens, float temperature = 0.0f);
 
 }  // namespace hearth::test

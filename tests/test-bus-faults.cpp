@@ -17,6 +17,8 @@
 
 using hearth::test::bus_fixture;
 using hearth::test::raw_client;
+using hearth::test::busy_worker;
+using hearth::test::first_partial;
 using hearth::test::request_make;
 namespace wire = hearth::wire;
 
@@ -24,30 +26,7 @@ namespace {
 
 const char* k_slow_model = "synth-llama-spm-f32.gguf";  // the slowest shared model: long streams to cut
 
-// Waits for the first PARTIAL of `id`; returns the text streamed so far.
-std::string first_partial(raw_client& c, const std::string& id) {
-    for (;;) {
-        auto m = c.recv(10000);
-        if (!m) return "<timeout>";
-        if (m->cmd == wire::command::partial) {
-            auto p = wire::decode_partial(m->body);
-            if (p.id == id) return p.text;
-        }
-        if (m->cmd == wire::command::final || m->cmd == wire::command::error) return "<ended>";
-    }
-}
 
-// Which worker (by name) runs a request now, from STATUS.
-std::string busy_worker(raw_client& c) {
-    for (int i = 0; i < 50; ++i) {
-        auto s = c.status(2000);
-        if (s)
-            for (const auto& w : s->workers)
-                if (w.busy > 0) return w.id;
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    return "";
-}
 
 }  // namespace
 

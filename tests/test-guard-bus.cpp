@@ -20,6 +20,8 @@
 namespace fs = std::filesystem;
 using hearth::test::bus_fixture;
 using hearth::test::raw_client;
+using hearth::test::busy_worker;
+using hearth::test::first_partial;
 using hearth::test::request_make;
 namespace wire = hearth::wire;
 
@@ -63,29 +65,7 @@ private:
     std::string root_;  // the directory
 };
 
-// Waits for the first PARTIAL of `id`; returns its text ("<timeout>" / "<ended>" otherwise).
-std::string first_partial(raw_client& c, const std::string& id) {
-    for (;;) {
-        auto m = c.recv(20000);
-        if (!m) return "<timeout>";
-        if (m->cmd == wire::command::partial) {
-            auto p = wire::decode_partial(m->body);
-            if (p.id == id) return p.text;
-        }
-        if (m->cmd == wire::command::final || m->cmd == wire::command::error) return "<ended>";
-    }
-}
 
-std::string busy_worker(raw_client& c) {
-    for (int i = 0; i < 100; ++i) {
-        auto s = c.status(2000);
-        if (s)
-            for (const auto& w : s->workers)
-                if (w.busy > 0) return w.id;
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    return "";
-}
 
 // The worker's entry in STATUS once its guard reads `state` (nullopt on timeout).
 std::optional<wire::worker_status> wait_guard(raw_client& c, const std::string& name, const std::string& state, int timeout_ms = 10000) {
@@ -105,9 +85,13 @@ const wire::service_status* service_of(const wire::status_reply& s, const std::s
     return nullptr;
 }
 
-// Worker args: one slot, the guard's readings from `root`, a 512 MiB budget, sampled every 50 ms.
-std::vector<std::string> guarded(const fake_proc& root) {
-    return {"--slots", "1", "--guard-root", root.root(), "--memory-budget", "512M"};
+// The broker and workers w1 and w2 on the slow model, each with `slots` slots, its guard's readings
+// from r1 / r2 and a 512 MiB budget; false when they did not all come up.
+bool start_guarded(bus_fixture& bus, const std::string& model, const fake_proc& r1, const fake_proc& r2, int slots = 1) {
+    bus.broker_start();
+    bus.worker_start("w1", model, {"--slots", std::to_string(slots), "--guard-root", r1.root(), "--memory-budget", "512M"});
+    bus.worker_start("w2", model, {"--slots", std::to_string(slots), "--guard-root", r2.root(), "--memory-budget", "512M"});
+    return bus.wait_workers(2);
 }
 
 }  // namespace
@@ -117,10 +101,7 @@ TEST(guard_bus, worker_past_its_budget_is_routed_around_and_returns_to_service) 
     if (!hearth::test::require_file(model)) GTEST_SKIP() << model;
     bus_fixture bus("", "guard_interval_ms = 50\nguard_recover_samples = 2\n");
     fake_proc r1(bus.dir() + "/root-w1"), r2(bus.dir() + "/root-w2");
-    bus.broker_start();
-    bus.worker_start("w1", model, guarded(r1));
-    bus.worker_start("w2", model, guarded(r2));
-    ASSERT_TRUE(bus.wait_workers(2)) << bus.logs();
+    ASSERT_TRUE(start_guarded(bus, model, r1, r2)) << bus.logs();
     raw_client c(bus.client_endpoint());
 
     // The readings reach the broker with the state.
@@ -133,7 +114,7 @@ TEST(guard_bus, worker_past_its_budget_is_routed_around_and_returns_to_service) 
 
     // A long request runs on one worker; the test pushes that worker past its budget.
     c.send(wire::command::request, wire::encode(request_make("long", "Once upon a time", 480)));
-    const std::string before = first_partial(c, "long");
+    const std::string before = first_partial(c, "long", 20000);
     ASSERT_NE(before, "<timeout>") << bus.logs();
     ASSERT_NE(before, "<ended>") << bus.logs();
     const std::string victim = busy_worker(c);
@@ -224,13 +205,10 @@ TEST(guard_bus, critical_by_pressure_lets_running_requests_that_fit_finish) {
     if (!hearth::test::require_file(model)) GTEST_SKIP() << model;
     bus_fixture bus("", "guard_interval_ms = 50\n");
     fake_proc r1(bus.dir() + "/root-w1"), r2(bus.dir() + "/root-w2");
-    bus.broker_start();
-    bus.worker_start("w1", model, guarded(r1));
-    bus.worker_start("w2", model, guarded(r2));
-    ASSERT_TRUE(bus.wait_workers(2)) << bus.logs();
+    ASSERT_TRUE(start_guarded(bus, model, r1, r2)) << bus.logs();
     raw_client c(bus.client_endpoint());
     c.send(wire::command::request, wire::encode(request_make("long", "Once upon a time", 480)));
-    ASSERT_NE(first_partial(c, "long"), "<timeout>") << bus.logs();
+    ASSERT_NE(first_partial(c, "long", 20000), "<timeout>") << bus.logs();
     const std::string victim = busy_worker(c);
     ASSERT_FALSE(victim.empty());
     // The system thrashes (PSI full 15% > 10%) but the worker's budget has room for what the
@@ -253,12 +231,7 @@ TEST(guard_bus, throttled_worker_gets_work_only_when_no_other_can_take_it) {
     bus_fixture bus("", "guard_interval_ms = 50\n");
     fake_proc r1(bus.dir() + "/root-w1"), r2(bus.dir() + "/root-w2");
     r1.rss(480 * MiB);  // 94% of its budget: throttled from the start
-    bus.broker_start();
-    std::vector<std::string> a1 = guarded(r1), a2 = guarded(r2);
-    a1[1] = a2[1] = "2";  // two slots: throttled runs one
-    bus.worker_start("w1", model, a1);
-    bus.worker_start("w2", model, a2);
-    ASSERT_TRUE(bus.wait_workers(2)) << bus.logs();
+    ASSERT_TRUE(start_guarded(bus, model, r1, r2, 2)) << bus.logs();  // two slots: throttled runs one
     raw_client c(bus.client_endpoint());
     auto t = wait_guard(c, "w1", "throttled");
     ASSERT_TRUE(t && t->memory) << bus.logs();

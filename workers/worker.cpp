@@ -143,7 +143,7 @@ void worker::engine_guard(generator& gen, const engine_command& c) {
     gen.set_admit_limit(c.admit);
     if (c.release) {
         const uint64_t freed = gen.release_idle();
-        if (freed) spdlog::info("worker: gave {} of idle KV cache back to the system", byte_size_format(freed));
+        if (freed) spdlog::debug("worker: gave up to {} of idle KV cache back to the system", byte_size_format(freed));
     }
     if (!c.critical) return;
     // Waiting requests go back to the broker for another worker; running ones finish if what they
@@ -213,8 +213,9 @@ void worker::guard_sample_due(clock::time_point now) {
     const guard_state before = guard_.state();
     const guard_state after = guard_.poll();
     if (after == before) {
-        // Running requests keep growing while critical: check again that they still fit.
-        if (after == guard_state::critical) guard_apply();
+        // Under pressure, each sample gives back the caches of requests that ended since, and
+        // (critical) checks again that running requests still fit: they keep growing.
+        if (after != guard_state::ok) guard_apply();
         return;
     }
     const std::string readings = guard_readings_describe(guard_.last());

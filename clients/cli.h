@@ -106,5 +106,6 @@ void status_add(CLI::App& app, command_list& cmds);
 void audit_add(CLI::App& app, command_list& cmds);
 void cmd_add(CLI::App& app, command_list& cmds);
 void batch_add(CLI::App& app, command_list& cmds);
+void keygen_add(CLI::App& app, command_list& cmds);
 
 }  // namespace hearth::cli

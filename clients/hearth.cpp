@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
     audit_add(app, cmds);
     cmd_add(app, cmds);
     batch_add(app, cmds);
+    keygen_add(app, cmds);
 
     try {
         app.parse(argc, argv);

@@ -1,0 +1,44 @@
+// CURVE key pairs for the LAN (design section 8): made by `hearth keygen NAME`, read by the broker,
+// workers and clients. A pair lives in two files in a key directory: NAME.key (public and secret,
+// mode 0600, refused when others may read it) and NAME.pub (public only, shareable). Keys are the
+// 40-character Z85 text ZeroMQ uses.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace hearth {
+
+class key_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+struct curve_keypair {
+    std::string name;                      // who it identifies (a client, a worker, the broker)
+    std::string public_z85;                // 40 characters
+    std::string secret_z85;                // 40 characters; empty when read from a .pub file
+};
+
+// A fresh pair from libzmq. Throws key_error when libzmq was built without CURVE.
+curve_keypair curve_keypair_generate(const std::string& name);
+
+// Key names: 1..64 of a-z, 0-9, '_', '-' (they become identities in the usage log and file names).
+bool key_name_valid(const std::string& name);
+
+// The default key directory: $XDG_CONFIG_HOME/hearth/keys, else ~/.config/hearth/keys.
+std::string key_dir_default();
+
+// Writes DIR/NAME.key (0600) and DIR/NAME.pub (0644), creating DIR (0700). An existing pair is
+// refused unless `replace`; a replaced file is swapped in whole (never half written). Throws
+// key_error naming the file.
+void curve_keypair_write(const std::string& dir, const curve_keypair& k, bool replace);
+
+// Reads NAME.key (public and secret: the secret must match the public key, and the file must not
+// be readable by group or others) or NAME.pub (public only). Throws key_error naming the file.
+curve_keypair curve_keypair_read(const std::string& path);
+
+// Whether a string is a 40-character Z85 CURVE key.
+bool curve_key_valid(const std::string& z85);
+
+}  // namespace hearth

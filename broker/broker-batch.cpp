@@ -115,8 +115,7 @@ void broker::batch_submit(const std::string& client, wire::batch_call c) {
     for (const auto& r : c.jobs) bytes += request_bytes(r);
     if (std::string why = budget_refusal(bytes); !why.empty()) {
         spdlog::warn("broker: batch {} refused: {}", c.id, why);
-        wire::error_reply e{c.id, wire::error_code::overloaded, why, 2000};
-        send_client(client, wire::command::error, wire::encode(e));
+        send_overloaded(client, c.id, why);
         return;
     }
     held_bytes_ += bytes;  // reserved now, so that submissions stored meanwhile cannot all pass

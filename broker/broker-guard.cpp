@@ -102,6 +102,26 @@ void broker::notes_refresh() {
     }
 }
 
+void broker::send_overloaded(const std::string& client, const std::string& id, const std::string& why) {
+    send_client(client, wire::command::error, wire::encode(wire::error_reply{id, wire::error_code::overloaded, why, retry_after_overloaded_ms}));
+}
+
+void broker::expire_starved(broker_clock::time_point now) {
+    // Requests whose every worker is critical: waited as long as for no worker at all.
+    std::vector<uint64_t> starved;
+    for (const auto& [key, j] : jobs_) {
+        if (!j.ended_for_client && j.batch.empty() && j.worker.empty() && workers_.count_serving(j.req.service) > 0 &&
+            workers_.count_usable(j.req.service) == 0 && now - j.received >= std::chrono::milliseconds(cfg_.broker.no_worker_ms))
+            starved.push_back(key);
+    }
+    for (uint64_t key : starved) {
+        auto it = jobs_.find(key);
+        if (it != jobs_.end())
+            job_fail(it->second, wire::error_code::overloaded,
+                     "every worker serving '" + it->second.req.service + "' stayed critical (low on memory); try again later");
+    }
+}
+
 bool broker::job_requeue_overloaded(job& j, uint64_t key, worker_entry& w) {
     if (j.ended_for_client || j.overloaded >= 3) return false;
     ++j.overloaded;

@@ -348,8 +348,7 @@ void broker::client_request(const std::string& client, std::string_view body) {
     if (std::string why = budget_refusal(bytes); !why.empty()) {
         spdlog::warn("broker: request {} from {} refused: {}", r.id, peer_name(client), why);
         log_refusal(client, r, wire::error_code::overloaded);
-        wire::error_reply e{r.id, wire::error_code::overloaded, why, 2000};
-        send_client(client, wire::command::error, wire::encode(e));
+        send_overloaded(client, r.id, why);
         return;
     }
     if (cfg_.broker.no_worker_ms == 0 && workers_.count_serving(r.service) == 0) {
@@ -473,8 +472,10 @@ void broker::client_gone(const std::string& client) {
 
 wire::accepted broker::accepted_for(const job& j) const {
     wire::accepted a{j.req.id, 0, queue_.depth(j.req.service), {}};
-    if (j.worker.empty()) a.note = j.note;
-    if (j.worker.empty()) a.position = queue_.position(j.req.service, j.req.prio, j.key).value_or(0);
+    if (j.worker.empty()) {
+        a.note = j.note;
+        a.position = queue_.position(j.req.service, j.req.prio, j.key).value_or(0);
+    }
     return a;
 }
 
@@ -785,19 +786,7 @@ void broker::tick() {
         auto it = jobs_.find(key);
         if (it != jobs_.end()) job_fail(it->second, wire::error_code::no_worker, "no worker serves '" + it->second.req.service + "'");
     }
-    // Requests whose every worker is critical: waited as long as for no worker at all.
-    std::vector<uint64_t> starved;
-    for (const auto& [key, j] : jobs_) {
-        if (!j.ended_for_client && j.batch.empty() && j.worker.empty() && workers_.count_serving(j.req.service) > 0 &&
-            workers_.count_usable(j.req.service) == 0 && now - j.received >= milliseconds(cfg_.broker.no_worker_ms))
-            starved.push_back(key);
-    }
-    for (uint64_t key : starved) {
-        auto it = jobs_.find(key);
-        if (it != jobs_.end())
-            job_fail(it->second, wire::error_code::overloaded,
-                     "every worker serving '" + it->second.req.service + "' stayed critical (low on memory); try again later");
-    }
+    expire_starved(now);
 }
 
 }  // namespace hearth

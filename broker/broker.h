@@ -145,6 +145,10 @@ private:
     static uint64_t request_bytes(const wire::request& r);
     // "" when `more` bytes fit broker.queue_bytes, else the overloaded message.
     std::string budget_refusal(uint64_t more) const;
+    // ERROR overloaded with the broker's retry_after_ms.
+    void send_overloaded(const std::string& client, const std::string& id, const std::string& why);
+    // Fails queued requests whose every worker has been critical for no_worker_ms (tick).
+    void expire_starved(broker_clock::time_point now);
 
     void dispatch();
     bool dispatch_one(job& j, worker_entry& w);

@@ -84,7 +84,7 @@ bool broker::command_prepare(const std::string& client, wire::request& r) {
             }
             // Like every FINAL: out once its row is committed.
             const uint64_t key = next_key_++;
-            held_[key] = held_final{client, wire::encode(fr)};
+            held_[key] = held_final{client, fr.id, wire::encode(fr)};
             log_->submit(std::move(row), key);
             return true;
         }

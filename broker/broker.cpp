@@ -406,8 +406,16 @@ void broker::client_heartbeat(const std::string& client, std::string_view body) 
     wire::heartbeat hb = wire::decode_heartbeat(body, limits_);
     wire::heartbeat reply;
     for (const auto& id : hb.pending)
-        if (by_client_id_.find({client, id}) == by_client_id_.end()) reply.unknown.push_back(id);
+        if (by_client_id_.find({client, id}) == by_client_id_.end() && !final_held(client, id)) reply.unknown.push_back(id);
     send_client(client, wire::command::heartbeat, wire::encode(reply));
+}
+
+// A request whose FINAL waits for its usage row is over for the queue but not for its client: calling
+// it unknown would make the client resubmit it, or fail it as lost mid-stream.
+bool broker::final_held(const std::string& client, const std::string& id) const {
+    for (const auto& [key, h] : held_)  // a few at most: those of one group commit
+        if (h.client == client && h.id == id) return true;
+    return false;
 }
 
 void broker::client_status(const std::string& client) {
@@ -693,7 +701,7 @@ void broker::worker_final(worker_entry& w, std::string_view body) {
         log_job(*j, "ok", key, &fr);
         const std::string client = j->client;
         job_erase(key);
-        if (log_) held_[key] = held_final{client, wire::encode(fr)};
+        if (log_) held_[key] = held_final{client, fr.id, wire::encode(fr)};
         else send_client(client, wire::command::final, wire::encode(fr));
         return;
     }

@@ -185,9 +185,11 @@ private:
     std::unique_ptr<usage_log> log_;           // the usage database's writer thread
     struct held_final {
         std::string client;                    // who gets it
+        std::string id;                        // the client's request id: its heartbeats still name it
         std::string body;                      // the encoded FINAL
     };
     std::unordered_map<uint64_t, held_final> held_;  // FINALs waiting for their usage row's commit, by job key
+    bool final_held(const std::string& client, const std::string& id) const;
     std::unordered_map<uint64_t, std::function<void(const log_answer&)>> log_calls_;  // writer tasks in flight, by token
     std::map<std::string, std::deque<backlog_job>> backlog_;  // batch jobs waiting, by service
     wire::decode_limits batch_limits_;         // for BATCH bodies: a submit holds many jobs

@@ -302,6 +302,21 @@ std::optional<wire::status_reply> raw_client::status(int timeout_ms) {
     return std::nullopt;
 }
 
+std::optional<wire::heartbeat> raw_client::heartbeat(const std::vector<std::string>& pending, int timeout_ms) {
+    wire::heartbeat hb;
+    hb.pending = pending;
+    send(wire::command::heartbeat, wire::encode(hb));
+    const auto until = clock_type::now() + std::chrono::milliseconds(timeout_ms);
+    while (clock_type::now() < until) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - clock_type::now()).count();
+        auto m = recv(static_cast<int>(std::max<int64_t>(1, left)));
+        if (!m) return std::nullopt;
+        if (m->cmd == wire::command::heartbeat) return wire::decode_heartbeat(m->body);
+        absorb(*m);
+    }
+    return std::nullopt;
+}
+
 std::string first_partial(raw_client& c, const std::string& id, int timeout_ms) {
     for (;;) {
         auto m = c.recv(timeout_ms);

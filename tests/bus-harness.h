@@ -102,6 +102,8 @@ public:
     // Collects until FINAL/ERROR for the given id.
     outcome wait(const std::string& id, int timeout_ms = 30000);
     std::optional<wire::status_reply> status(int timeout_ms = 5000);
+    // Sends a HEARTBEAT naming `pending` and returns the broker's answer (other messages are kept).
+    std::optional<wire::heartbeat> heartbeat(const std::vector<std::string>& pending, int timeout_ms = 5000);
 
 private:
     void absorb(const raw_message& m);

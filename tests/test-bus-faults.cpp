@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sqlite3.h>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -168,6 +170,41 @@ TEST(bus_faults, client_library_resubmits_after_broker_restart) {
     restart.join();
     ASSERT_TRUE(r.ok) << r.transport_message << r.error.message << bus.logs();
     EXPECT_EQ(r.final.text, ok.final.text);
+}
+
+// A FINAL waits for its usage row's commit; a client heartbeat in that window must still find the
+// request (calling it unknown made the client library fail it as "broker restarted while streaming",
+// or resubmit it). The test holds SQLite's write lock to keep the window open.
+TEST(bus_faults, heartbeat_while_a_final_waits_for_its_usage_row_keeps_the_request) {
+    const std::string model = hearth::test::model_path("stories260K-f32.gguf");
+    if (!hearth::test::require_file(model)) GTEST_SKIP() << model;
+    bus_fixture bus;
+    bus.broker_start();
+    bus.worker_start("w1", model);
+    ASSERT_TRUE(bus.wait_workers(1)) << bus.logs();
+    raw_client c(bus.client_endpoint());
+    ASSERT_TRUE(c.call(request_make("warm", "Once upon a time", 4)).final) << bus.logs();
+
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((bus.dir() + "/state/usage.db").c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    c.send(wire::command::request, wire::encode(request_make("held", "Once upon a time", 8)));
+    // STATUS counts a FINAL as served when the worker sends it, before its row is stored.
+    bool served = false;
+    for (int i = 0; i < 500 && !served; ++i) {
+        auto st = c.status(2000);
+        served = st && st->served >= 2;
+        if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_TRUE(served) << bus.logs();
+    auto hb = c.heartbeat({"held"});
+    ASSERT_TRUE(hb) << bus.logs();
+    EXPECT_TRUE(hb->unknown.empty()) << "the broker called a request whose FINAL it holds unknown";
+    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+    sqlite3_close(db);
+    auto o = c.wait("held", 10000);
+    ASSERT_TRUE(o.final) << (o.error ? o.error->message : "no reply") << bus.logs();
+    EXPECT_EQ(o.streamed(), o.final->text);
 }
 
 // A second broker on the same endpoints refuses to start instead of stealing the socket path.

@@ -775,6 +775,7 @@ void broker::expire_deadlines(broker_clock::time_point now) {
 void broker::tick() {
     const auto now = broker_clock::now();
     next_tick_ = now + hb_;
+    if (on_tick) on_tick();
     // Workers: a heartbeat each interval; silence for `liveness` intervals is death.
     for (const auto& wid : workers_.silent_since(now - hb_ * cfg_.broker.liveness)) worker_lost(wid, "missed heartbeats");
     const std::string hb = wire::encode_empty();

@@ -43,6 +43,8 @@ public:
     // Endpoints actually bound (tcp port 0 resolves to the real port).
     std::string client_endpoint() const;
     std::string worker_endpoint() const;
+    // Called from the loop at every heartbeat tick: proof the loop is alive (the systemd watchdog).
+    std::function<void()> on_tick;
 
 private:
     struct job {

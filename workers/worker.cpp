@@ -414,6 +414,7 @@ void worker::run(const std::atomic<bool>& stop) {
         if (t >= next_heartbeat_) {
             send_heartbeat();
             next_heartbeat_ = t + hb_;
+            if (on_tick) on_tick();
         }
         if (t - last_heard_ > hb_ * cfg_.broker.liveness) {
             spdlog::warn("worker: no word from the broker for {} ms; reconnecting in {} ms",
@@ -422,6 +423,7 @@ void worker::run(const std::atomic<bool>& stop) {
             dealer_.close();
             const auto until = clock::now() + backoff_;
             while (!stop.load() && clock::now() < until) {
+                if (on_tick) on_tick();
                 zmq::pollitem_t pi[] = {{pipe_in_.handle(), 0, ZMQ_POLLIN, 0}};
                 wire::poll_interruptible(pi, 1, milliseconds(20));
                 while (wire::message_recv(pipe_in_, f)) {}  // events of dropped requests

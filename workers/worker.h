@@ -12,6 +12,7 @@
 #include <zmq.hpp>
 
 #include <atomic>
+#include <functional>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -38,6 +39,9 @@ public:
 
     // Serves until `stop` becomes true.
     void run(const std::atomic<bool>& stop);
+    // Called from the loop at least every heartbeat interval, connected or not: proof the loop is alive
+    // (the systemd watchdog).
+    std::function<void()> on_tick;
 
 private:
     // What the socket thread asks of the engine thread.

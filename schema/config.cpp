@@ -702,3 +702,16 @@ void config_prepare_endpoint(const std::string& endpoint) {
 }
 
 }  // namespace hearth
+
+namespace hearth {
+// STUBS (helper B replaces)
+quota_limits quota_for(const broker_config& b, const std::string& name, const std::string& role) {
+    if (auto it = b.quota_clients.find(name); it != b.quota_clients.end()) return it->second;
+    if (auto it = b.quota_roles.find(role); it != b.quota_roles.end()) return it->second;
+    return b.quota;
+}
+bool endpoint_is_local(const std::string& endpoint) {
+    return endpoint.rfind("ipc://", 0) == 0 || endpoint.rfind("inproc://", 0) == 0 || endpoint.rfind("tcp://127.", 0) == 0 ||
+           endpoint.rfind("tcp://localhost:", 0) == 0 || endpoint.rfind("tcp://[::1]:", 0) == 0;
+}
+}  // namespace hearth

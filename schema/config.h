@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -16,6 +17,13 @@ namespace hearth {
 class config_error : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
+};
+
+// What one client may use (0: no limit). Exceeding a limit answers quota_exceeded with when it resets.
+struct quota_limits {
+    uint32_t requests_per_minute = 0;     // REQUESTs accepted per minute (a batch submission counts its jobs)
+    uint64_t tokens_per_day = 0;          // prompt + completion tokens of finished requests per UTC day
+    uint32_t max_queued = 0;              // requests and batch jobs not yet finished at once
 };
 
 struct broker_config {
@@ -33,6 +41,13 @@ struct broker_config {
     std::string usage_db;                 // the usage log's SQLite file; default <state_dir>/usage.db; "off": no log (benchmarks only)
     uint64_t queue_bytes = 256ull << 20;  // bytes of waiting requests (queues and batch backlog) held in memory; past it new work is refused overloaded
     std::string whitelist;                // the safety whitelist (schema/whitelist.md); "": none (no `command` service, no input filter)
+    // LAN security (design section 8).
+    std::string curve_secret_key;         // the broker's key file (hearth keygen; a path or a key name); "": no CURVE
+    std::string allowlist;                // who may connect with CURVE (schema/allowlist.md); required with curve_secret_key
+    bool insecure_lan = false;            // allow a non-loopback endpoint without CURVE (warned at every start)
+    quota_limits quota;                   // [broker.quota]: every client's limits
+    std::map<std::string, quota_limits> quota_roles;    // [broker.quota.role.<role>]: a role's limits (unset keys: [broker.quota]'s)
+    std::map<std::string, quota_limits> quota_clients;  // [broker.quota.client.<name>]: one key's limits (unset keys: [broker.quota]'s)
 };
 
 struct worker_config {
@@ -57,11 +72,15 @@ struct worker_config {
     double guard_budget_throttle = 0.9;   // RSS above budget * this throttles
     double guard_budget_critical = 1.0;   // RSS above budget * this is critical
     uint32_t guard_recover_samples = 3;   // clear samples in a row before stepping down a state
+    std::string curve_secret_key;         // this worker's key file (path or key name); needed when the broker uses CURVE
+    std::string broker_public_key;        // the broker's public key: 40 Z85 characters, or a .pub/.key file
 };
 
 struct client_config {
     std::string broker_endpoint;          // default: broker.client_endpoint
     uint32_t timeout_ms = 0;              // give up waiting for a reply after this; 0: never
+    std::string curve_secret_key;         // this client's key file (path or key name); needed when the broker uses CURVE
+    std::string broker_public_key;        // the broker's public key: 40 Z85 characters, or a .pub/.key file
 };
 
 struct config {
@@ -85,6 +104,12 @@ config config_parse(const std::string& toml_text, const std::string& source_name
 config config_defaults();
 // The effective configuration as TOML (hearth-broker --print-config); parses back to the same.
 std::string config_to_toml(const config& c);
+// The limits that apply to key `name` with role `role` (a client entry, else the role's, else
+// [broker.quota]).
+quota_limits quota_for(const broker_config& b, const std::string& name, const std::string& role);
+// Whether an endpoint stays on this machine: ipc://, inproc://, or tcp:// on 127.0.0.0/8, ::1 or
+// localhost. Anything else (an interface, 0.0.0.0, *) is reachable from the LAN and needs CURVE.
+bool endpoint_is_local(const std::string& endpoint);
 // Creates the directory of an ipc:// endpoint (mode 0700) so bind can succeed; no-op otherwise.
 void config_prepare_endpoint(const std::string& endpoint);
 

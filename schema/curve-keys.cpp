@@ -135,3 +135,15 @@ curve_keypair curve_keypair_read(const std::string& path) {
 }
 
 }  // namespace hearth
+
+namespace hearth {
+// STUBS (helper B replaces)
+std::string curve_key_file_resolve(const std::string& name_or_path) {
+    if (key_name_valid(name_or_path)) return key_dir_default() + "/" + name_or_path + ".key";
+    return name_or_path;
+}
+std::string curve_public_key_resolve(const std::string& z85_or_file) {
+    if (curve_key_valid(z85_or_file)) return z85_or_file;
+    return curve_keypair_read(curve_key_file_resolve(z85_or_file)).public_z85;
+}
+}  // namespace hearth

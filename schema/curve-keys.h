@@ -38,6 +38,14 @@ void curve_keypair_write(const std::string& dir, const curve_keypair& k, bool re
 // be readable by group or others) or NAME.pub (public only). Throws key_error naming the file.
 curve_keypair curve_keypair_read(const std::string& path);
 
+// A key file named in configuration or on a command line: a key NAME (key_name_valid, no '/')
+// means key_dir_default()/NAME.key; anything else is a path, used as it is.
+std::string curve_key_file_resolve(const std::string& name_or_path);
+
+// A peer's public key given as 40 Z85 characters, or as a .pub/.key file (path or key name, as
+// above) to read it from. Throws key_error naming the file or the bad value.
+std::string curve_public_key_resolve(const std::string& z85_or_file);
+
 // Whether a string is a 40-character Z85 CURVE key.
 bool curve_key_valid(const std::string& z85);
 

@@ -4,24 +4,27 @@
 #include "config.h"
 
 #include "byte-size.h"
-
+#include "curve-keys.h"
 #include "spelling.h"
 #include "toml-names.h"
 
 #include <toml++/toml.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <sstream>
 
@@ -112,15 +115,20 @@ const std::vector<std::string> kTopKeys = {"log_level", "runtime_dir", "state_di
 const std::vector<std::string> kBrokerKeys = {"client_endpoint", "worker_endpoint", "queue_interactive",
                                               "queue_batch",     "max_request_bytes", "max_batch_jobs", "max_batch_bytes", "heartbeat_ms",
                                               "liveness",        "no_worker_ms",    "services",
-                                              "usage_db",        "whitelist", "queue_bytes"};
+                                              "usage_db",        "whitelist", "queue_bytes",
+                                              "curve_secret_key", "allowlist", "insecure_lan", "quota"};
 const std::vector<std::string> kWorkerKeys = {"broker_endpoint", "model",      "name",
                                               "services",        "slots",      "threads",
                                               "ctx_size",        "batch_size", "reconnect_min_ms",
                                               "reconnect_max_ms", "memory_budget", "guard_interval_ms",
                                               "guard_root", "guard_throttle_available", "guard_critical_available",
                                               "guard_psi_some_throttle", "guard_psi_full_critical",
-                                              "guard_budget_throttle", "guard_budget_critical", "guard_recover_samples"};
-const std::vector<std::string> kClientKeys = {"broker_endpoint", "timeout_ms"};
+                                              "guard_budget_throttle", "guard_budget_critical", "guard_recover_samples",
+                                              "curve_secret_key", "broker_public_key"};
+const std::vector<std::string> kClientKeys = {"broker_endpoint", "timeout_ms", "curve_secret_key", "broker_public_key"};
+const std::vector<std::string> kLimitKeys = {"requests_per_minute", "tokens_per_day", "max_queued"};
+const std::vector<std::string> kQuotaKeys = {"requests_per_minute", "tokens_per_day", "max_queued", "role", "client"};
+const std::vector<std::string> kRoles = {"client", "worker", "admin"};  // allowlist.h's key_role names
 
 bool valid_service_name(const std::string& s) {
     if (s.empty() || s.size() > 32) return false;
@@ -139,6 +147,28 @@ std::string endpoint_problem(const std::string& e) {
         }
     }
     return std::string("'").append(e).append("' must start with ipc://, tcp:// or inproc://");
+}
+
+// The host of a tcp address ("host:port", "[v6]:port", "v6:port" as ZeroMQ splits it at the last
+// ':'); "" when there is none.
+std::string tcp_host(const std::string& addr) {
+    if (!addr.empty() && addr.front() == '[') {
+        const size_t close = addr.find(']');
+        return close == std::string::npos ? std::string() : addr.substr(1, close - 1);
+    }
+    const size_t colon = addr.rfind(':');
+    return colon == std::string::npos ? addr : addr.substr(0, colon);
+}
+
+bool host_is_loopback(std::string host) {
+    std::transform(host.begin(), host.end(), host.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    if (host == "localhost") return true;
+    in_addr v4 {};
+    if (inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+    in6_addr v6 {};
+    if (inet_pton(AF_INET6, host.c_str(), &v6) != 1) return false;  // an interface name, "*", a LAN host name
+    if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
+    return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;  // ::ffff:127.x.y.z
 }
 
 // --- the reader: collects every problem of one file ---------------------------------------------
@@ -182,6 +212,28 @@ public:
             return std::nullopt;
         }
         return static_cast<uint32_t>(v);
+    }
+
+    std::optional<uint64_t> read_u64(const toml::node& n, const std::string& key) {
+        const auto* i = n.as_integer();
+        if (!i) {
+            fail(n.source(), key, std::string("expected an integer, got ").append(toml_type_name(n.type())));
+            return std::nullopt;
+        }
+        if (i->get() < 0) {
+            fail(n.source(), key, std::to_string(i->get()).append(" must not be negative"));
+            return std::nullopt;
+        }
+        return static_cast<uint64_t>(i->get());
+    }
+
+    std::optional<bool> read_bool(const toml::node& n, const std::string& key) {
+        const auto* b = n.as_boolean();
+        if (!b) {
+            fail(n.source(), key, std::string("expected true or false, got ").append(toml_type_name(n.type())));
+            return std::nullopt;
+        }
+        return b->get();
     }
 
     std::optional<double> read_real(const toml::node& n, const std::string& key, double lo, double hi) {
@@ -243,6 +295,13 @@ public:
             fail(n.source(), key, "must not be empty");
             return std::nullopt;
         }
+        return s;
+    }
+
+    // A file named in the configuration: "~/" expands; anything else (a key name included) is kept.
+    std::optional<std::string> read_path(const toml::node& n, const std::string& key) {
+        auto s = read_nonempty(n, key);
+        if (s) *s = expand_home(*s);
         return s;
     }
 
@@ -346,7 +405,57 @@ void assign(T& dst, std::optional<T>&& v) {
 
 // --- sections ------------------------------------------------------------------------------------
 
+// One of the three limits into `out`; false when `key` is not a limit.
+bool read_limit(config_reader& r, const std::string& key, const toml::node& v, const std::string& q, quota_limits& out) {
+    constexpr uint64_t kMax32 = std::numeric_limits<uint32_t>::max();
+    if (key == "requests_per_minute") assign(out.requests_per_minute, r.read_uint(v, q, 0, kMax32));
+    else if (key == "tokens_per_day") assign(out.tokens_per_day, r.read_u64(v, q));
+    else if (key == "max_queued") assign(out.max_queued, r.read_uint(v, q, 0, kMax32));
+    else return false;
+    return true;
+}
+
+// [broker.quota.role.*] or [broker.quota.client.*]: each entry starts from [broker.quota]'s limits.
+void read_quota_entries(config_reader& r, const toml::node& n, const std::string& section, bool roles, broker_config& b) {
+    const auto* t = r.read_table(n, section);
+    if (!t) return;
+    for (auto&& [k, v] : *t) {
+        const std::string name(k.str());
+        if (roles && std::find(kRoles.begin(), kRoles.end(), name) == kRoles.end()) {
+            r.fail(k.source(), section, std::string("unknown role '").append(name).append("' (client, worker or admin)"));
+            continue;
+        }
+        if (!roles && !key_name_valid(name)) {
+            r.fail(k.source(), section,
+                   std::string("'").append(name).append("' is not a key name (1..64 of a-z, 0-9, '_', '-')"));
+            continue;
+        }
+        const std::string sub = std::string(section).append(".").append(name);
+        const auto* entry = r.read_table(v, sub);
+        if (!entry) continue;
+        quota_limits limits = b.quota;
+        for (auto&& [k2, v2] : *entry) {
+            const std::string key(k2.str());
+            if (!read_limit(r, key, v2, std::string(sub).append(".").append(key), limits)) r.unknown(k2, sub, kLimitKeys);
+        }
+        (roles ? b.quota_roles : b.quota_clients)[name] = limits;
+    }
+}
+
+// [broker.quota]'s own limits come first whatever the file order: the role and client tables
+// inherit every limit they leave out.
+void read_quota(config_reader& r, const toml::table& t, broker_config& b) {
+    for (auto&& [k, v] : t) {
+        const std::string key(k.str());
+        if (key == "role" || key == "client") continue;
+        if (!read_limit(r, key, v, std::string("broker.quota.").append(key), b.quota)) r.unknown(k, "broker.quota", kQuotaKeys);
+    }
+    if (const toml::node* n = t.get("role")) read_quota_entries(r, *n, "broker.quota.role", true, b);
+    if (const toml::node* n = t.get("client")) read_quota_entries(r, *n, "broker.quota.client", false, b);
+}
+
 void read_broker(config_reader& r, const toml::table& t, broker_config& b) {
+    const toml::node* curve_node = nullptr;  // where a missing allowlist is reported
     for (auto&& [k, v] : t) {
         const std::string key(k.str());
         const std::string q = std::string("broker.").append(key);
@@ -372,8 +481,19 @@ void read_broker(config_reader& r, const toml::table& t, broker_config& b) {
         } else if (key == "whitelist") {
             auto p = r.read_nonempty(v, q);
             if (p) b.whitelist = expand_home(*p);
+        } else if (key == "curve_secret_key") {
+            curve_node = &v;
+            assign(b.curve_secret_key, r.read_path(v, q));
+        } else if (key == "allowlist") assign(b.allowlist, r.read_path(v, q));
+        else if (key == "insecure_lan") assign(b.insecure_lan, r.read_bool(v, q));
+        else if (key == "quota") {
+            if (const auto* qt = r.read_table(v, q)) read_quota(r, *qt, b);
         } else r.unknown(k, "broker", kBrokerKeys);
     }
+    // Without an allowlist CURVE would admit any key at all: encryption, but no access control.
+    if (!b.curve_secret_key.empty() && b.allowlist.empty())
+        r.fail(curve_node ? curve_node->source() : t.source(), "broker.curve_secret_key",
+               "needs broker.allowlist too (the keys that may connect, schema/allowlist.md)");
 }
 
 void read_worker(config_reader& r, const toml::table& t, worker_config& w) {
@@ -421,6 +541,8 @@ void read_worker(config_reader& r, const toml::table& t, worker_config& w) {
             assign(w.guard_budget_critical, r.read_real(v, q, 0.1, 10));
         }
         else if (key == "guard_recover_samples") assign(w.guard_recover_samples, r.read_uint(v, q, 1, 1000));
+        else if (key == "curve_secret_key") assign(w.curve_secret_key, r.read_path(v, q));
+        else if (key == "broker_public_key") assign(w.broker_public_key, r.read_path(v, q));
         else r.unknown(k, "worker", kWorkerKeys);
     }
     // Each critical line must lie beyond its throttle line, or throttled could never be reached.
@@ -446,6 +568,8 @@ void read_client(config_reader& r, const toml::table& t, client_config& c) {
         const std::string q = std::string("client.").append(key);
         if (key == "broker_endpoint") assign(c.broker_endpoint, r.read_endpoint(v, q));
         else if (key == "timeout_ms") assign(c.timeout_ms, r.read_uint(v, q, 0, kMaxDayMs));
+        else if (key == "curve_secret_key") assign(c.curve_secret_key, r.read_path(v, q));
+        else if (key == "broker_public_key") assign(c.broker_public_key, r.read_path(v, q));
         else r.unknown(k, "client", kClientKeys);
     }
 }
@@ -461,63 +585,6 @@ void fill_derived(config& c) {
     if (c.client.broker_endpoint.empty()) c.client.broker_endpoint = c.broker.client_endpoint;
     if (c.worker.name.empty()) c.worker.name = default_worker_name();
     if (c.broker.usage_db.empty()) c.broker.usage_db = c.state_dir + "/usage.db";
-}
-
-// --- printing ------------------------------------------------------------------------------------
-
-std::string quote(const std::string& s) {
-    std::string out = "\"";
-    for (unsigned char ch : s) {
-        switch (ch) {
-            case '"': out.append("\\\""); break;
-            case '\\': out.append("\\\\"); break;
-            case '\b': out.append("\\b"); break;
-            case '\t': out.append("\\t"); break;
-            case '\n': out.append("\\n"); break;
-            case '\f': out.append("\\f"); break;
-            case '\r': out.append("\\r"); break;
-            default:
-                if (ch < 0x20 || ch == 0x7f) {
-                    char buf[8];
-                    std::snprintf(buf, sizeof buf, "\\u%04x", ch);
-                    out.append(buf);
-                } else {
-                    out.push_back(static_cast<char>(ch));
-                }
-        }
-    }
-    out.push_back('"');
-    return out;
-}
-
-std::string quote_list(const std::vector<std::string>& v) {
-    std::string out = "[";
-    for (size_t i = 0; i < v.size(); ++i) {
-        if (i) out.append(", ");
-        out.append(quote(v[i]));
-    }
-    return out.append("]");
-}
-
-void put(std::ostringstream& os, const char* comment, const char* key, const std::string& value) {
-    os << "# " << comment << "\n" << key << " = " << value << "\n";
-}
-
-void put(std::ostringstream& os, const char* comment, const char* key, uint32_t value) {
-    put(os, comment, key, std::to_string(value));
-}
-
-void put(std::ostringstream& os, const char* comment, const char* key, uint64_t value) {
-    put(os, comment, key, std::to_string(value));
-}
-
-// The shortest text that reads back as the same double, always with a '.' so TOML sees a float.
-void put(std::ostringstream& os, const char* comment, const char* key, double value) {
-    char buf[64];
-    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
-    std::string text(buf, ec == std::errc() ? end : buf);
-    if (text.find_first_of(".eE") == std::string::npos) text.append(".0");
-    put(os, comment, key, text);
 }
 
 }  // namespace
@@ -608,64 +675,25 @@ config config_load(const std::string& explicit_path) {
     return config_parse(text.str(), *path);
 }
 
-std::string config_to_toml(const config& c) {
-    std::ostringstream os;
-    os << "# hearth effective configuration";
-    if (!c.source.empty()) {
-        std::string shown = c.source;  // a comment ends at a newline: keep the name on one line
-        for (char& ch : shown)
-            if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
-        os << " (read from " << shown << ")";
+quota_limits quota_for(const broker_config& b, const std::string& name, const std::string& role) {
+    if (auto it = b.quota_clients.find(name); it != b.quota_clients.end()) return it->second;
+    if (auto it = b.quota_roles.find(role); it != b.quota_roles.end()) return it->second;
+    return b.quota;
+}
+
+bool endpoint_is_local(const std::string& endpoint) {
+    if (endpoint.rfind("ipc://", 0) == 0 || endpoint.rfind("inproc://", 0) == 0) return true;
+    if (endpoint.rfind("tcp://", 0) != 0) return false;  // pgm, epgm, udp, ws...: network transports
+    // ZeroMQ's "tcp://source;destination": the connection is local only when both ends are.
+    std::string rest = endpoint.substr(6);
+    size_t start = 0;
+    while (true) {
+        const size_t semi = rest.find(';', start);
+        if (!host_is_loopback(tcp_host(rest.substr(start, semi == std::string::npos ? std::string::npos : semi - start))))
+            return false;
+        if (semi == std::string::npos) return true;
+        start = semi + 1;
     }
-    os << "\n\n";
-    put(os, "trace, debug, info, warn, error or off", "log_level", quote(c.log_level));
-    put(os, "sockets live here", "runtime_dir", quote(c.runtime_dir));
-    put(os, "data (usage log, batch jobs) lives here", "state_dir", quote(c.state_dir));
-
-    const broker_config& b = c.broker;
-    os << "\n[broker]\n";
-    put(os, "clients connect here", "client_endpoint", quote(b.client_endpoint));
-    put(os, "workers connect here", "worker_endpoint", quote(b.worker_endpoint));
-    put(os, "queued interactive requests per service (1..1000000)", "queue_interactive", b.queue_interactive);
-    put(os, "queued batch requests per service (1..1000000)", "queue_batch", b.queue_batch);
-    put(os, "larger requests are refused too_large (1024..15728640)", "max_request_bytes", b.max_request_bytes);
-    put(os, "jobs in one batch (1..1000000)", "max_batch_jobs", b.max_batch_jobs);
-    put(os, "larger batch submissions are refused too_large (1024..1073741824)", "max_batch_bytes", b.max_batch_bytes);
-    put(os, "heartbeat interval, both ways (10..60000)", "heartbeat_ms", b.heartbeat_ms);
-    put(os, "heartbeats missed before a peer is dead (1..100)", "liveness", b.liveness);
-    put(os, "fail no_worker after waiting this long for a worker; 0: at once", "no_worker_ms", b.no_worker_ms);
-    put(os, "services the broker accepts", "services", quote_list(b.services));
-    put(os, "the usage log (SQLite); \"off\" keeps none (benchmarks only)", "usage_db", quote(b.usage_db));
-    put(os, "bytes of waiting requests held in memory; past this new work is refused overloaded", "queue_bytes", b.queue_bytes);
-    if (!b.whitelist.empty()) put(os, "the safety whitelist (schema/whitelist.md); SIGHUP reloads it", "whitelist", quote(b.whitelist));
-
-    const worker_config& w = c.worker;
-    os << "\n[worker]\n";
-    put(os, "the broker's worker endpoint", "broker_endpoint", quote(w.broker_endpoint));
-    put(os, "GGUF model file", "model", quote(w.model));
-    put(os, "shown in hearth status", "name", quote(w.name));
-    put(os, "services this worker offers", "services", quote_list(w.services));
-    put(os, "requests decoded together (1..64)", "slots", w.slots);
-    put(os, "engine threads; 0: all cores (0..1024)", "threads", w.threads);
-    put(os, "positions per slot (16..131072)", "ctx_size", w.ctx_size);
-    put(os, "prompt tokens per engine step (1..8192)", "batch_size", w.batch_size);
-    put(os, "first reconnect delay after losing the broker (1..600000)", "reconnect_min_ms", w.reconnect_min_ms);
-    put(os, "the delay doubles up to this (1..600000)", "reconnect_max_ms", w.reconnect_max_ms);
-    put(os, "bytes of RSS this worker may use (\"512M\"); 0: no budget", "memory_budget", w.memory_budget);
-    put(os, "how often the resource guard samples memory (10..600000)", "guard_interval_ms", w.guard_interval_ms);
-    put(os, "where /proc and /sys are read (tests use fake files)", "guard_root", quote(w.guard_root));
-    put(os, "MemAvailable or cgroup headroom share below this throttles (0..1)", "guard_throttle_available", w.guard_throttle_available);
-    put(os, "... below this is critical (0..1)", "guard_critical_available", w.guard_critical_available);
-    put(os, "memory PSI some avg10 % above this throttles", "guard_psi_some_throttle", w.guard_psi_some_throttle);
-    put(os, "memory PSI full avg10 % above this is critical", "guard_psi_full_critical", w.guard_psi_full_critical);
-    put(os, "RSS above budget * this throttles", "guard_budget_throttle", w.guard_budget_throttle);
-    put(os, "RSS above budget * this is critical", "guard_budget_critical", w.guard_budget_critical);
-    put(os, "clear samples in a row before stepping down (1..1000)", "guard_recover_samples", w.guard_recover_samples);
-
-    os << "\n[client]\n";
-    put(os, "the broker's client endpoint", "broker_endpoint", quote(c.client.broker_endpoint));
-    put(os, "give up waiting for a reply after this; 0: never", "timeout_ms", c.client.timeout_ms);
-    return os.str();
 }
 
 void config_prepare_endpoint(const std::string& endpoint) {
@@ -701,17 +729,4 @@ void config_prepare_endpoint(const std::string& endpoint) {
     }
 }
 
-}  // namespace hearth
-
-namespace hearth {
-// STUBS (helper B replaces)
-quota_limits quota_for(const broker_config& b, const std::string& name, const std::string& role) {
-    if (auto it = b.quota_clients.find(name); it != b.quota_clients.end()) return it->second;
-    if (auto it = b.quota_roles.find(role); it != b.quota_roles.end()) return it->second;
-    return b.quota;
-}
-bool endpoint_is_local(const std::string& endpoint) {
-    return endpoint.rfind("ipc://", 0) == 0 || endpoint.rfind("inproc://", 0) == 0 || endpoint.rfind("tcp://127.", 0) == 0 ||
-           endpoint.rfind("tcp://localhost:", 0) == 0 || endpoint.rfind("tcp://[::1]:", 0) == 0;
-}
 }  // namespace hearth

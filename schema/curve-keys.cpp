@@ -67,6 +67,14 @@ std::string value_of(const std::string& text, const std::string& key) {
     return "";
 }
 
+// A value echoed in a message: bounded and printable (it may be anything a user pasted).
+std::string shown(const std::string& v) {
+    std::string out;
+    for (unsigned char ch : v.substr(0, 64)) out.push_back(ch < 0x20 || ch >= 0x7f ? '?' : static_cast<char>(ch));
+    if (v.size() > 64) out.append("...");
+    return out;
+}
+
 }  // namespace
 
 bool key_name_valid(const std::string& name) {
@@ -134,16 +142,47 @@ curve_keypair curve_keypair_read(const std::string& path) {
     return k;
 }
 
-}  // namespace hearth
-
-namespace hearth {
-// STUBS (helper B replaces)
 std::string curve_key_file_resolve(const std::string& name_or_path) {
+    // key_name_valid admits no '/' and no '.', so a name never shadows a path like "broker.key".
     if (key_name_valid(name_or_path)) return key_dir_default() + "/" + name_or_path + ".key";
     return name_or_path;
 }
+
 std::string curve_public_key_resolve(const std::string& z85_or_file) {
     if (curve_key_valid(z85_or_file)) return z85_or_file;
-    return curve_keypair_read(curve_key_file_resolve(z85_or_file)).public_z85;
+    std::string why;
+    try {
+        if (!key_name_valid(z85_or_file)) return curve_keypair_read(z85_or_file).public_z85;
+        // A peer's key is normally shared as NAME.pub; NAME.key serves on the machine that owns it.
+        const std::string base = key_dir_default() + "/" + z85_or_file;
+        const std::string pub = base + ".pub", key = base + ".key";
+        std::error_code ec;
+        const bool has_pub = fs::exists(pub, ec);
+        if (!has_pub && !fs::exists(key, ec)) throw key_error(pub + " and " + key + ": not found");
+        return curve_keypair_read(has_pub ? pub : key).public_z85;
+    } catch (const key_error& e) {
+        why = e.what();
+    }
+    std::string m = "public key '";
+    m.append(shown(z85_or_file)).append("': neither a 40-character Z85 key nor a readable key file (").append(why).append(")");
+    throw key_error(m);
 }
+
+std::optional<curve_client_keys> curve_client_keys_load(const std::string& own, const std::string& server,
+                                                        const std::string& own_setting, const std::string& server_setting) {
+    if (own.empty() && server.empty()) return std::nullopt;
+    if (own.empty() || server.empty()) {
+        std::string m = "a CURVE connection needs both ";
+        m.append(own_setting).append(" (this side's key) and ").append(server_setting).append(" (the broker's public key)");
+        throw key_error(m);
+    }
+    const curve_keypair k = curve_keypair_read(curve_key_file_resolve(own));
+    if (k.secret_z85.empty()) {
+        std::string m = own_setting;
+        m.append(" '").append(own).append("' has no secret key: give the NAME.key file, not NAME.pub");
+        throw key_error(m);
+    }
+    return curve_client_keys{k.public_z85, k.secret_z85, curve_public_key_resolve(server)};
+}
+
 }  // namespace hearth

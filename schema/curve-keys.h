@@ -4,6 +4,7 @@
 // 40-character Z85 text ZeroMQ uses.
 #pragma once
 
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -43,8 +44,23 @@ curve_keypair curve_keypair_read(const std::string& path);
 std::string curve_key_file_resolve(const std::string& name_or_path);
 
 // A peer's public key given as 40 Z85 characters, or as a .pub/.key file (path or key name, as
-// above) to read it from. Throws key_error naming the file or the bad value.
+// above) to read it from; a key NAME is looked up as NAME.pub first, then NAME.key. Throws
+// key_error naming the file or the bad value.
 std::string curve_public_key_resolve(const std::string& z85_or_file);
+
+// What a CURVE client (a `hearth` client or a worker) needs to connect to the broker.
+struct curve_client_keys {
+    std::string public_z85;                // this side's public key
+    std::string secret_z85;                // and its secret
+    std::string server_z85;                // the broker's public key
+};
+
+// Reads a client's own key file (curve_key_file_resolve; it must hold the secret) and the broker's
+// public key (curve_public_key_resolve). nullopt when both are empty: a plain connection. Throws
+// key_error when only one is given or a key cannot be read; own_setting and server_setting name
+// the two settings in messages (say "--key" and "--broker-key").
+std::optional<curve_client_keys> curve_client_keys_load(const std::string& own, const std::string& server,
+                                                        const std::string& own_setting, const std::string& server_setting);
 
 // Whether a string is a 40-character Z85 CURVE key.
 bool curve_key_valid(const std::string& z85);

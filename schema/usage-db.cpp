@@ -470,15 +470,16 @@ int64_t usage_db::prune_before(int64_t cutoff_us) {
 }
 
 std::vector<usage_row> usage_db::rows(int64_t from_us, int64_t to_us, int64_t limit, int64_t after_finished_us,
-                                      int64_t after_seq) {
+                                      int64_t after_seq, const std::string& client) {
     statement st(db_, path_,
                  "SELECT " USAGE_COLUMNS " FROM usage WHERE finished_us >= ? AND finished_us < ?"
-                 " AND (finished_us, seq) > (?, ?) ORDER BY finished_us, seq LIMIT ?");
+                 " AND (finished_us, seq) > (?, ?) AND (?6 = '' OR client = ?6) ORDER BY finished_us, seq LIMIT ?5");
     st.bind(1, from_us);
     st.bind(2, to_us);
     st.bind(3, after_finished_us);
     st.bind(4, after_seq);
     st.bind(5, limit > 0 ? limit : int64_t{-1});
+    st.bind(6, client);
     std::vector<usage_row> out;
     while (st.step()) out.push_back(read_row(st));
     return out;
@@ -526,13 +527,13 @@ std::vector<worker_event> usage_db::events(int64_t from_us, int64_t to_us, int64
     return out;
 }
 
-std::vector<usage_group> usage_db::summary(int64_t from_us, int64_t to_us, const std::string& by) {
+std::vector<usage_group> usage_db::summary(int64_t from_us, int64_t to_us, const std::string& by, const std::string& client) {
     const char* sql = nullptr;
     // Fixed texts, never the caller's string, go into the SQL.
 #define USAGE_SUMMARY(KEY)                                                                       \
     "SELECT " KEY " AS k, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens),"             \
     " SUM(status <> 'ok'), SUM(filter_verdict = 'filtered') FROM usage"                      \
-    " WHERE finished_us >= ? AND finished_us < ? GROUP BY k ORDER BY k"
+    " WHERE finished_us >= ?1 AND finished_us < ?2 AND (?3 = '' OR client = ?3) GROUP BY k ORDER BY k"
     if (by == "client") sql = USAGE_SUMMARY("client");
     else if (by == "service") sql = USAGE_SUMMARY("service");
     else if (by == "day") sql = USAGE_SUMMARY("strftime('%Y-%m-%d', finished_us / 1000000, 'unixepoch')");
@@ -545,6 +546,7 @@ std::vector<usage_group> usage_db::summary(int64_t from_us, int64_t to_us, const
     statement st(db_, path_, sql);
     st.bind(1, from_us);
     st.bind(2, to_us);
+    st.bind(3, client);
     std::vector<usage_group> out;
     while (st.step()) {
         usage_group g;
@@ -559,13 +561,14 @@ std::vector<usage_group> usage_db::summary(int64_t from_us, int64_t to_us, const
     return out;
 }
 
-std::vector<usage_row> usage_db::slowest(int64_t from_us, int64_t to_us, int64_t limit) {
+std::vector<usage_row> usage_db::slowest(int64_t from_us, int64_t to_us, int64_t limit, const std::string& client) {
     statement st(db_, path_,
-                 "SELECT " USAGE_COLUMNS " FROM usage WHERE finished_us >= ? AND finished_us < ?"
-                 " ORDER BY finished_us - received_us DESC, seq LIMIT ?");
+                 "SELECT " USAGE_COLUMNS " FROM usage WHERE finished_us >= ?1 AND finished_us < ?2 AND (?4 = '' OR client = ?4)"
+                 " ORDER BY finished_us - received_us DESC, seq LIMIT ?3");
     st.bind(1, from_us);
     st.bind(2, to_us);
     st.bind(3, limit > 0 ? limit : int64_t{-1});
+    st.bind(4, client);
     std::vector<usage_row> out;
     while (st.step()) out.push_back(read_row(st));
     return out;

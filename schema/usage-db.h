@@ -112,13 +112,14 @@ public:
     int64_t prune_before(int64_t cutoff_us);
 
     // Rows with finished_us in [from_us, to_us), oldest first (limit 0: all); with a cursor, only
-    // those after the row (after_finished_us, after_seq) in that order: the next page.
+    // those after the row (after_finished_us, after_seq) in that order: the next page. A non-empty
+    // `client` (here and below) keeps only that client's rows: what a non-admin key may read.
     std::vector<usage_row> rows(int64_t from_us, int64_t to_us, int64_t limit = 0, int64_t after_finished_us = INT64_MIN,
-                                int64_t after_seq = 0);
+                                int64_t after_seq = 0, const std::string& client = "");
     // Aggregates over [from_us, to_us) grouped by "client", "service" or "day".
-    std::vector<usage_group> summary(int64_t from_us, int64_t to_us, const std::string& by);
+    std::vector<usage_group> summary(int64_t from_us, int64_t to_us, const std::string& by, const std::string& client = "");
     // Slowest requests (by finished - received) in the range.
-    std::vector<usage_row> slowest(int64_t from_us, int64_t to_us, int64_t limit);
+    std::vector<usage_row> slowest(int64_t from_us, int64_t to_us, int64_t limit, const std::string& client = "");
 
     sqlite3* handle() { return db_; }       // for tests (tampering) and migrations
 

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <ostream>
 #include <sstream>
 #include <string>
 
@@ -18,6 +19,17 @@ namespace fs = std::filesystem;
 using hearth::config;
 using hearth::config_error;
 using hearth::config_parse;
+
+namespace hearth {
+// Field by field, so that EXPECT_EQ can compare limits and the maps holding them.
+bool operator==(const quota_limits& a, const quota_limits& b) {
+    return a.requests_per_minute == b.requests_per_minute && a.tokens_per_day == b.tokens_per_day &&
+           a.max_queued == b.max_queued;
+}
+std::ostream& operator<<(std::ostream& os, const quota_limits& q) {
+    return os << "{rpm " << q.requests_per_minute << ", tokens/day " << q.tokens_per_day << ", queued " << q.max_queued << "}";
+}
+}  // namespace hearth
 
 namespace {
 
@@ -125,6 +137,17 @@ void expect_equal(const config& a, const config& b) {
     EXPECT_EQ(a.worker.guard_budget_throttle, b.worker.guard_budget_throttle);
     EXPECT_EQ(a.worker.guard_budget_critical, b.worker.guard_budget_critical);
     EXPECT_EQ(a.worker.guard_recover_samples, b.worker.guard_recover_samples);
+    EXPECT_EQ(a.broker.whitelist, b.broker.whitelist);
+    EXPECT_EQ(a.broker.curve_secret_key, b.broker.curve_secret_key);
+    EXPECT_EQ(a.broker.allowlist, b.broker.allowlist);
+    EXPECT_EQ(a.broker.insecure_lan, b.broker.insecure_lan);
+    EXPECT_EQ(a.broker.quota, b.broker.quota);
+    EXPECT_EQ(a.broker.quota_roles, b.broker.quota_roles);
+    EXPECT_EQ(a.broker.quota_clients, b.broker.quota_clients);
+    EXPECT_EQ(a.worker.curve_secret_key, b.worker.curve_secret_key);
+    EXPECT_EQ(a.worker.broker_public_key, b.worker.broker_public_key);
+    EXPECT_EQ(a.client.curve_secret_key, b.client.curve_secret_key);
+    EXPECT_EQ(a.client.broker_public_key, b.client.broker_public_key);
 }
 
 fs::path schema_dir() { return fs::path(__FILE__).parent_path() / ".." / "schema"; }
@@ -504,4 +527,193 @@ TEST(Config, ReferenceExampleParses) {
         EXPECT_NO_THROW(config_parse(block, "config.md")) << parse_error(block);
     }
     EXPECT_TRUE(found);
+}
+
+// --- issue 8: CURVE keys, the allowlist and quotas ----------------------------------------------
+
+TEST(ConfigSecurity, DefaultsAreOffAndEmpty) {
+    env_scope env;
+    const config d = hearth::config_defaults();
+    EXPECT_EQ(d.broker.curve_secret_key, "");
+    EXPECT_EQ(d.broker.allowlist, "");
+    EXPECT_FALSE(d.broker.insecure_lan);
+    EXPECT_EQ(d.broker.quota, hearth::quota_limits{});
+    EXPECT_EQ(d.broker.quota.requests_per_minute, 0u);
+    EXPECT_EQ(d.broker.quota.tokens_per_day, 0u);
+    EXPECT_EQ(d.broker.quota.max_queued, 0u);
+    EXPECT_TRUE(d.broker.quota_roles.empty());
+    EXPECT_TRUE(d.broker.quota_clients.empty());
+    EXPECT_EQ(d.worker.curve_secret_key, "");
+    EXPECT_EQ(d.worker.broker_public_key, "");
+    EXPECT_EQ(d.client.curve_secret_key, "");
+    EXPECT_EQ(d.client.broker_public_key, "");
+}
+
+TEST(ConfigSecurity, EveryNewKeyIsRead) {
+    env_scope env;
+    env.set("HOME", "/home/u");
+    const config c = config_parse(
+        "[broker]\ncurve_secret_key = \"broker\"\nallowlist = \"~/allow.txt\"\ninsecure_lan = true\n"
+        // The role and client tables come before [broker.quota]'s own keys in the file on purpose:
+        // they must still inherit them.
+        "[broker.quota.role.admin]\nmax_queued = 500\n"
+        "[broker.quota.client.kitchen-pi]\nrequests_per_minute = 2\ntokens_per_day = 0\n"
+        "[broker.quota.client.local]\n"
+        "[broker.quota]\nrequests_per_minute = 60\ntokens_per_day = 5000000000\nmax_queued = 20\n"
+        "[broker.quota.role.worker]\nrequests_per_minute = 1\ntokens_per_day = 2\nmax_queued = 3\n"
+        "[worker]\ncurve_secret_key = \"/etc/hearth/keys/w1.key\"\nbroker_public_key = \"broker\"\n"
+        "[client]\ncurve_secret_key = \"~/k/me.key\"\nbroker_public_key = \"L5TskFIZ7}jl9$@NAdjXU44^1W]UD9fLr1V/sZQ5\"\n",
+        "t.toml");
+    EXPECT_EQ(c.broker.curve_secret_key, "broker");  // a key name stays a name (resolved later)
+    EXPECT_EQ(c.broker.allowlist, "/home/u/allow.txt");
+    EXPECT_TRUE(c.broker.insecure_lan);
+    EXPECT_EQ(c.broker.quota, (hearth::quota_limits{60, 5000000000ull, 20}));
+    ASSERT_EQ(c.broker.quota_roles.size(), 2u);
+    EXPECT_EQ(c.broker.quota_roles.at("admin"), (hearth::quota_limits{60, 5000000000ull, 500}));
+    EXPECT_EQ(c.broker.quota_roles.at("worker"), (hearth::quota_limits{1, 2, 3}));
+    ASSERT_EQ(c.broker.quota_clients.size(), 2u);
+    EXPECT_EQ(c.broker.quota_clients.at("kitchen-pi"), (hearth::quota_limits{2, 0, 20}));
+    EXPECT_EQ(c.broker.quota_clients.at("local"), c.broker.quota);  // an empty table inherits all
+    EXPECT_EQ(c.worker.curve_secret_key, "/etc/hearth/keys/w1.key");
+    EXPECT_EQ(c.worker.broker_public_key, "broker");
+    EXPECT_EQ(c.client.curve_secret_key, "/home/u/k/me.key");
+    EXPECT_EQ(c.client.broker_public_key, "L5TskFIZ7}jl9$@NAdjXU44^1W]UD9fLr1V/sZQ5");
+    // Neither file is read while parsing: they do not exist here and that is fine.
+    EXPECT_FALSE(fs::exists(c.broker.allowlist));
+}
+
+TEST(ConfigSecurity, BadValuesNameKeyAndLine) {
+    env_scope env;
+    const std::map<std::string, std::string> cases = {
+        {"[broker]\ninsecure_lan = \"yes\"\n", "t.toml:2: broker.insecure_lan: expected true or false, got string"},
+        {"[broker]\ninsecure_lan = 1\n", "t.toml:2: broker.insecure_lan: expected true or false, got integer"},
+        {"[broker]\nallowlist = 5\n", "t.toml:2: broker.allowlist: expected a string, got integer"},
+        {"[broker]\nallowlist = \"\"\n", "t.toml:2: broker.allowlist: must not be empty"},
+        {"[broker]\ncurve_secret_key = true\nallowlist = \"a\"\n", "t.toml:2: broker.curve_secret_key: expected a string, got boolean"},
+        {"[broker]\ncurve_secret_key = \"broker\"\n",
+         "t.toml:2: broker.curve_secret_key: needs broker.allowlist too (the keys that may connect, schema/allowlist.md)"},
+        {"[broker]\nquota = 5\n", "t.toml:2: broker.quota: expected a table, got integer"},
+        {"[broker.quota]\nrequests_per_minute = -1\n", "t.toml:2: broker.quota.requests_per_minute: -1 is out of range 0..4294967295"},
+        {"[broker.quota]\nmax_queued = 4294967296\n", "t.toml:2: broker.quota.max_queued: 4294967296 is out of range 0..4294967295"},
+        {"[broker.quota]\ntokens_per_day = -5\n", "t.toml:2: broker.quota.tokens_per_day: -5 must not be negative"},
+        {"[broker.quota]\ntokens_per_day = 1.5\n", "t.toml:2: broker.quota.tokens_per_day: expected an integer, got float"},
+        {"[broker.quota]\nmax_queued = \"10\"\n", "t.toml:2: broker.quota.max_queued: expected an integer, got string"},
+        {"[broker.quota]\nrequests_per_minut = 1\n",
+         "t.toml:2: unknown key 'broker.quota.requests_per_minut' (did you mean 'broker.quota.requests_per_minute'?)"},
+        {"\n[broker.quota.role.root]\nmax_queued = 1\n", "t.toml:2: broker.quota.role: unknown role 'root' (client, worker or admin)"},
+        {"[broker.quota]\nrole = 3\n", "t.toml:2: broker.quota.role: expected a table, got integer"},
+        {"[broker.quota.role]\nadmin = 3\n", "t.toml:2: broker.quota.role.admin: expected a table, got integer"},
+        {"[broker.quota.role.admin]\nmax_queue = 3\n",
+         "t.toml:2: unknown key 'broker.quota.role.admin.max_queue' (did you mean 'broker.quota.role.admin.max_queued'?)"},
+        {"[broker.quota.role.client]\ntokens_per_day = \"lots\"\n",
+         "t.toml:2: broker.quota.role.client.tokens_per_day: expected an integer, got string"},
+        {"[broker.quota.client.\"Kitchen Pi\"]\nmax_queued = 1\n",
+         "t.toml:1: broker.quota.client: 'Kitchen Pi' is not a key name (1..64 of a-z, 0-9, '_', '-')"},
+        {"[broker.quota.client.pi]\nmax_queued = -2\n", "t.toml:2: broker.quota.client.pi.max_queued: -2 is out of range 0..4294967295"},
+        {"[broker.quota.client.pi]\nlimit = 2\n", "t.toml:2: unknown key 'broker.quota.client.pi.limit'"},
+        {"[worker]\ncurve_secret_key = 1\n", "t.toml:2: worker.curve_secret_key: expected a string, got integer"},
+        {"[worker]\nbroker_public_key = \"\"\n", "t.toml:2: worker.broker_public_key: must not be empty"},
+        {"[worker]\nbroker_public_ky = \"x\"\n", "t.toml:2: unknown key 'worker.broker_public_ky' (did you mean 'worker.broker_public_key'?)"},
+        {"[client]\ncurve_secret_key = []\n", "t.toml:2: client.curve_secret_key: expected a string, got array"},
+        {"[client]\nbroker_public_key = 7\n", "t.toml:2: client.broker_public_key: expected a string, got integer"},
+        {"[client]\ncurve_secret_kye = \"x\"\n", "t.toml:2: unknown key 'client.curve_secret_kye' (did you mean 'client.curve_secret_key'?)"},
+    };
+    for (const auto& [text, want] : cases) EXPECT_EQ(parse_error(text), want) << text;
+    // With the allowlist, the key alone is fine; the allowlist alone is fine too (no CURVE yet).
+    EXPECT_EQ(parse_error("[broker]\ncurve_secret_key = \"broker\"\nallowlist = \"/etc/hearth/allow.txt\"\n"), "");
+    EXPECT_EQ(parse_error("[broker]\nallowlist = \"/etc/hearth/allow.txt\"\n"), "");
+}
+
+TEST(ConfigSecurity, RoundTripThroughToml) {
+    env_scope env;
+    env.set("XDG_RUNTIME_DIR", "/tmp/rt");
+    const config c = config_parse(
+        "[broker]\nclient_endpoint = \"tcp://0.0.0.0:5555\"\ncurve_secret_key = \"/etc/hearth/keys/broker.key\"\n"
+        "allowlist = \"/etc/hearth/allow list.txt\"\ninsecure_lan = true\n"
+        "[broker.quota]\nrequests_per_minute = 30\ntokens_per_day = 9000000000\nmax_queued = 7\n"
+        "[broker.quota.role.client]\nmax_queued = 2\n[broker.quota.role.admin]\n"
+        "[broker.quota.client.kitchen-pi]\ntokens_per_day = 1000\n[broker.quota.client.local]\nrequests_per_minute = 0\n"
+        "[worker]\ncurve_secret_key = \"w1\"\nbroker_public_key = \"broker\"\n"
+        "[client]\ncurve_secret_key = \"me\"\nbroker_public_key = \"L5TskFIZ7}jl9$@NAdjXU44^1W]UD9fLr1V/sZQ5\"\n",
+        "in.toml");
+    const std::string text = hearth::config_to_toml(c);
+    const config back = config_parse(text, "printed.toml");
+    expect_equal(back, c);
+    ASSERT_EQ(back.broker.quota_clients.size(), 2u);
+    EXPECT_EQ(back.broker.quota_clients.at("kitchen-pi").tokens_per_day, 1000u);
+    EXPECT_EQ(back.broker.quota_clients.at("kitchen-pi").requests_per_minute, 30u);
+    EXPECT_EQ(back.broker.quota_roles.at("client").max_queued, 2u);
+    EXPECT_NE(text.find("[broker.quota.client.kitchen-pi]"), std::string::npos) << text;
+    EXPECT_NE(text.find("insecure_lan = true"), std::string::npos) << text;
+    const std::string again = hearth::config_to_toml(back);
+    EXPECT_EQ(again.substr(again.find('\n')), text.substr(text.find('\n')));
+    // Defaults print no key files and round-trip with no CURVE.
+    const config d = hearth::config_defaults();
+    const std::string dt = hearth::config_to_toml(d);
+    EXPECT_EQ(dt.find("curve_secret_key"), std::string::npos) << dt;
+    expect_equal(config_parse(dt, "printed.toml"), d);
+}
+
+TEST(ConfigSecurity, QuotaForPrefersClientThenRoleThenDefault) {
+    hearth::broker_config b;
+    b.quota = {10, 100, 1};
+    b.quota_roles["admin"] = {20, 200, 2};
+    b.quota_clients["anna"] = {30, 300, 3};
+    EXPECT_EQ(hearth::quota_for(b, "anna", "admin"), (hearth::quota_limits{30, 300, 3}));   // client entry wins
+    EXPECT_EQ(hearth::quota_for(b, "anna", "client"), (hearth::quota_limits{30, 300, 3}));
+    EXPECT_EQ(hearth::quota_for(b, "bob", "admin"), (hearth::quota_limits{20, 200, 2}));    // else the role's
+    EXPECT_EQ(hearth::quota_for(b, "bob", "client"), (hearth::quota_limits{10, 100, 1}));   // else [broker.quota]
+    EXPECT_EQ(hearth::quota_for(b, "local", ""), (hearth::quota_limits{10, 100, 1}));
+    EXPECT_EQ(hearth::quota_for(hearth::broker_config{}, "anna", "admin"), hearth::quota_limits{});
+}
+
+TEST(ConfigSecurity, OddClientNameIsPrintedAsValidToml) {
+    // A name the reader would refuse, set by a program: the printed table name is quoted, so the
+    // text still parses as TOML and the name check (not the TOML parser) rejects it.
+    env_scope env;
+    config odd = hearth::config_defaults();
+    odd.broker.quota_clients["Odd Name"] = hearth::quota_limits{1, 2, 3};
+    const std::string text = hearth::config_to_toml(odd);
+    EXPECT_NE(text.find("[broker.quota.client.\"Odd Name\"]"), std::string::npos) << text;
+    EXPECT_NE(parse_error(text).find("broker.quota.client: 'Odd Name' is not a key name"), std::string::npos)
+        << parse_error(text);
+}
+
+TEST(ConfigSecurity, EndpointIsLocal) {
+    const std::map<std::string, bool> table = {
+        {"ipc:///run/hearth/client.sock", true},
+        {"ipc://@abstract", true},
+        {"inproc://broker", true},
+        {"tcp://127.0.0.1:5555", true},
+        {"tcp://127.1.2.3:5555", true},
+        {"tcp://127.0.0.1", true},
+        {"tcp://localhost:5555", true},
+        {"tcp://LocalHost:5555", true},
+        {"tcp://[::1]:5555", true},
+        {"tcp://[::1]", true},
+        {"tcp://::1:5555", true},
+        {"tcp://[::ffff:127.0.0.1]:5555", true},
+        {"tcp://127.0.0.1:0;127.0.0.1:5555", true},
+        {"tcp://*:5555", false},
+        {"tcp://0.0.0.0:5555", false},
+        {"tcp://192.168.1.2:5555", false},
+        {"tcp://128.0.0.1:5555", false},
+        {"tcp://127.0.0.1.evil.example:5555", false},
+        {"tcp://localhost.lan:5555", false},
+        {"tcp://eth0:5555", false},
+        {"tcp://[::]:5555", false},
+        {"tcp://[fe80::1]:5555", false},
+        {"tcp://[::1:5555", false},
+        {"tcp://:5555", false},
+        {"tcp://", false},
+        {"tcp://192.168.1.2:0;127.0.0.1:5555", false},
+        {"tcp://127.0.0.1:0;192.168.1.2:5555", false},
+        {"pgm://eth0;239.192.1.1:5555", false},
+        {"epgm://eth0;239.192.1.1:5555", false},
+        {"udp://127.0.0.1:5555", false},
+        {"ws://127.0.0.1:5555", false},
+        {"", false},
+        {"127.0.0.1:5555", false},
+    };
+    for (const auto& [ep, local] : table) EXPECT_EQ(hearth::endpoint_is_local(ep), local) << ep;
 }

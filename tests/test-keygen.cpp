@@ -10,7 +10,9 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <cstdlib>
 #include <fstream>
+#include <optional>
 
 namespace fs = std::filesystem;
 using hearth::curve_keypair;
@@ -124,4 +126,95 @@ TEST_F(keys, hearth_keygen_prints_the_allowlist_line) {
     auto bad = hearth::test::command_run({hearth, "keygen", "Kitchen Pi", "--dir", dir_});
     EXPECT_EQ(bad.status, 2);
     EXPECT_NE(bad.err.find("a-z"), std::string::npos) << bad.err;
+}
+
+namespace {
+
+// Points key_dir_default() at a test directory through XDG_CONFIG_HOME, restoring it afterwards.
+class xdg_scope {
+public:
+    explicit xdg_scope(const std::string& dir) {
+        if (const char* v = std::getenv("XDG_CONFIG_HOME")) saved_ = v;
+        ::setenv("XDG_CONFIG_HOME", dir.c_str(), 1);
+    }
+    ~xdg_scope() {
+        if (saved_) ::setenv("XDG_CONFIG_HOME", saved_->c_str(), 1);
+        else ::unsetenv("XDG_CONFIG_HOME");
+    }
+
+private:
+    std::optional<std::string> saved_;  // the value before the test, if any
+};
+
+std::string resolve_error(const std::string& v) {
+    try {
+        hearth::curve_public_key_resolve(v);
+    } catch (const key_error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+}  // namespace
+
+TEST_F(keys, key_file_resolve_takes_names_to_the_key_dir_and_keeps_paths) {
+    xdg_scope xdg(dir_);
+    EXPECT_EQ(hearth::key_dir_default(), dir_ + "/hearth/keys");
+    EXPECT_EQ(hearth::curve_key_file_resolve("broker"), dir_ + "/hearth/keys/broker.key");
+    EXPECT_EQ(hearth::curve_key_file_resolve("kitchen-pi_2"), dir_ + "/hearth/keys/kitchen-pi_2.key");
+    for (const std::string path : {"broker.key", "./broker", "/etc/hearth/keys/w1.key", "keys/w1.key", "Broker", "../x"})
+        EXPECT_EQ(hearth::curve_key_file_resolve(path), path);
+}
+
+TEST_F(keys, public_key_resolve_from_z85_pub_key_and_names) {
+    xdg_scope xdg(dir_);
+    const std::string kdir = dir_ + "/hearth/keys";
+    const curve_keypair broker = hearth::curve_keypair_generate("broker");
+    hearth::curve_keypair_write(kdir, broker, false);
+    // 40 Z85 characters are the key itself; no file is looked at.
+    const curve_keypair other = hearth::curve_keypair_generate("x");
+    EXPECT_EQ(hearth::curve_public_key_resolve(other.public_z85), other.public_z85);
+    // Paths to either file.
+    EXPECT_EQ(hearth::curve_public_key_resolve(kdir + "/broker.pub"), broker.public_z85);
+    EXPECT_EQ(hearth::curve_public_key_resolve(kdir + "/broker.key"), broker.public_z85);
+    // A name: NAME.pub, the file a peer is given, is preferred over NAME.key.
+    EXPECT_EQ(hearth::curve_public_key_resolve("broker"), broker.public_z85);
+    { std::ofstream(kdir + "/broker.pub") << "public = \"" << other.public_z85 << "\"\n"; }
+    EXPECT_EQ(hearth::curve_public_key_resolve("broker"), other.public_z85);
+    // Only NAME.key (the machine that owns the pair): it serves too.
+    fs::remove(kdir + "/broker.pub");
+    EXPECT_EQ(hearth::curve_public_key_resolve("broker"), broker.public_z85);
+    // Only NAME.pub.
+    const curve_keypair w = hearth::curve_keypair_generate("w2");
+    hearth::curve_keypair_write(kdir, w, false);
+    fs::remove(kdir + "/w2.key");
+    EXPECT_EQ(hearth::curve_public_key_resolve("w2"), w.public_z85);
+}
+
+TEST_F(keys, public_key_resolve_errors_name_the_value_and_the_file) {
+    xdg_scope xdg(dir_);
+    const std::string kdir = dir_ + "/hearth/keys";
+    std::string msg = resolve_error("xyz");
+    EXPECT_EQ(msg.rfind("public key 'xyz': neither a 40-character Z85 key nor a readable key file (", 0), 0u) << msg;
+    EXPECT_NE(msg.find(kdir + "/xyz.pub and " + kdir + "/xyz.key: not found"), std::string::npos) << msg;
+    // 40 characters outside the Z85 alphabet: not a key, and no such file.
+    msg = resolve_error(std::string(40, '"'));
+    EXPECT_NE(msg.find("neither a 40-character Z85 key"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("cannot read"), std::string::npos) << msg;
+    // A path to garbage.
+    const std::string junk = dir_ + "/junk.pub";
+    { std::ofstream(junk) << "hello\n"; }
+    msg = resolve_error(junk);
+    EXPECT_NE(msg.find(junk + ": has no valid 'public' key"), std::string::npos) << msg;
+    // A key file others may read is refused, even when only the public half is wanted.
+    const curve_keypair k = hearth::curve_keypair_generate("leaky");
+    hearth::curve_keypair_write(kdir, k, false);
+    fs::remove(kdir + "/leaky.pub");
+    ::chmod((kdir + "/leaky.key").c_str(), 0644);
+    msg = resolve_error("leaky");
+    EXPECT_NE(msg.find("chmod 600"), std::string::npos) << msg;
+    // A value with control characters is not echoed raw.
+    msg = resolve_error("bad\nvalue");
+    EXPECT_EQ(msg.rfind("public key 'bad?value'", 0), 0u) << msg;
+    EXPECT_THROW(hearth::curve_public_key_resolve(""), key_error);
 }

@@ -1,7 +1,7 @@
 // AUDIT calls: `hearth audit` from a machine without the database. The queries run on the usage
 // log's reader thread (its own connection), so a long report never delays a commit or the loop.
-// Until keys exist every connection is the box's operator and sees every row; issue #8's admin
-// role narrows this.
+// Local connections and admin keys read every row; any other key reads only its own rows, and only
+// an admin may verify the whole chain.
 #include "broker.h"
 
 #include <spdlog/spdlog.h>
@@ -32,22 +32,28 @@ void broker::client_audit(const std::string& client, std::string_view body) {
         send_client_error(client, c.id, wire::error_code::unsupported, "this broker keeps no usage log (broker.usage_db is \"off\")");
         return;
     }
+    // "": every client's rows.
+    const std::string only = admin(client) ? std::string() : identity_of(client);
+    if (!only.empty() && c.op == wire::audit_op::verify) {
+        send_client_error(client, c.id, wire::error_code::unauthorized, "only an admin key may verify the whole usage log ('" + only + "' is not one)");
+        return;
+    }
     auto reply = std::make_shared<wire::audit_reply>();
     reply->id = c.id;
     reply->op = c.op;
     reply->db = log_->path();
     log_read(
-        [c, reply](usage_db& db) {
+        [c, reply, only](usage_db& db) {
             switch (c.op) {
             case wire::audit_op::summary:
-                reply->by_client = db.summary(c.from_us, c.to_us, "client");
-                reply->by_service = db.summary(c.from_us, c.to_us, "service");
-                reply->by_day = db.summary(c.from_us, c.to_us, "day");
-                reply->slowest = db.slowest(c.from_us, c.to_us, c.top);
+                reply->by_client = db.summary(c.from_us, c.to_us, "client", only);
+                reply->by_service = db.summary(c.from_us, c.to_us, "service", only);
+                reply->by_day = db.summary(c.from_us, c.to_us, "day", only);
+                reply->slowest = db.slowest(c.from_us, c.to_us, c.top, only);
                 break;
             case wire::audit_op::rows: {
                 const uint32_t limit = c.limit == 0 ? kAuditPageRows : std::min(c.limit, kAuditPageRows);
-                reply->rows = db.rows(c.from_us, c.to_us, int64_t{limit} + 1, c.after_finished_us, c.after_seq);
+                reply->rows = db.rows(c.from_us, c.to_us, int64_t{limit} + 1, c.after_finished_us, c.after_seq, only);
                 reply->more = reply->rows.size() > limit;
                 if (reply->more) reply->rows.pop_back();
                 break;

@@ -6,8 +6,12 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <systemd/sd-daemon.h>
+
 #include <atomic>
+#include <chrono>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <iostream>
 
@@ -18,6 +22,27 @@ std::atomic<bool> g_reload{false};
 
 void on_signal(int) { g_stop.store(true); }
 void on_hangup(int) { g_reload.store(true); }
+
+// WATCHDOG=1 to systemd, at most every half WatchdogSec (a ping per heartbeat tick would wake
+// PID 1 every second for nothing). Silent when the unit has no watchdog or there is no systemd.
+class watchdog_pinger {
+public:
+    watchdog_pinger() {
+        uint64_t usec = 0;
+        if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) every_ = std::chrono::microseconds(usec / 2);
+    }
+    void tick() {
+        if (every_.count() == 0) return;
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last_ < every_) return;
+        last_ = now;
+        sd_notify(0, "WATCHDOG=1");
+    }
+
+private:
+    std::chrono::microseconds every_{0};                // half the watchdog interval; 0: no watchdog
+    std::chrono::steady_clock::time_point last_{};      // last ping sent (epoch: none yet)
+};
 
 }  // namespace
 
@@ -60,9 +85,17 @@ int main(int argc, char** argv) {
     std::signal(SIGHUP, on_hangup);
     try {
         zmq::context_t zctx;
+        watchdog_pinger pinger;  // before the broker: its on_tick refers to it
         hearth::broker b(cfg, zctx);
         if (!cfg.source.empty()) spdlog::info("broker: configuration from {}", cfg.source);
+        // Both sockets are bound: workers and clients started after us (After=) can connect.
+        std::string ready = "READY=1\nSTATUS=serving clients on ";
+        ready.append(b.client_endpoint()).append(", workers on ").append(b.worker_endpoint());
+        sd_notify(0, ready.c_str());
+        pinger.tick();
+        b.on_tick = [&pinger] { pinger.tick(); };
         b.run(g_stop, &g_reload);
+        sd_notify(0, "STOPPING=1\nSTATUS=stopping");
     } catch (const zmq::error_t& e) {
         spdlog::error("cannot serve on {} / {}: {}", cfg.broker.client_endpoint, cfg.broker.worker_endpoint, e.what());
         return 1;

@@ -22,17 +22,6 @@ double ms_between(broker_clock::time_point a, broker_clock::time_point b) {
     return duration<double, std::milli>(b - a).count();
 }
 
-// A short printable form of a routing id for logs.
-std::string peer_name(std::string_view id) {
-    static const char* hex = "0123456789abcdef";
-    std::string s;
-    for (size_t i = 0; i < id.size() && i < 4; ++i) {
-        s.push_back(hex[static_cast<uint8_t>(id[i]) >> 4]);
-        s.push_back(hex[static_cast<uint8_t>(id[i]) & 15]);
-    }
-    return s;
-}
-
 std::string random_instance() {
     std::random_device rd;
     static const char* hex = "0123456789abcdef";
@@ -60,6 +49,17 @@ bool ipc_endpoint_served(zmq::context_t& zctx, const std::string& endpoint) {
 
 }  // namespace
 
+std::string peer_name(std::string_view id) {
+    static const char* hex = "0123456789abcdef";
+    std::string s;
+    for (size_t i = 0; i < id.size() && i < 4; ++i) {
+        s.push_back(hex[static_cast<uint8_t>(id[i]) >> 4]);
+        s.push_back(hex[static_cast<uint8_t>(id[i]) & 15]);
+    }
+    return s;
+}
+
+
 broker::broker(const config& cfg, zmq::context_t& zctx)
     : cfg_(cfg),
       front_(zctx, zmq::socket_type::router),
@@ -83,6 +83,7 @@ broker::broker(const config& cfg, zmq::context_t& zctx)
     batch_limits_.max_array = std::max<size_t>(limits_.max_array, cfg.broker.max_batch_jobs);
     if (ipc_endpoint_served(zctx, cfg.broker.client_endpoint))
         throw std::runtime_error("another hearth-broker is already serving " + cfg.broker.client_endpoint);
+    security_setup(zctx);  // CURVE and its ZAP handler must be in place before the first connection
     config_prepare_endpoint(cfg.broker.client_endpoint);
     config_prepare_endpoint(cfg.broker.worker_endpoint);
     front_.bind(cfg.broker.client_endpoint);
@@ -107,16 +108,22 @@ void broker::run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
                  cfg_.broker.heartbeat_ms, cfg_.broker.liveness);
     zmq::pollitem_t items[] = {{front_.handle(), 0, ZMQ_POLLIN, 0},
                                {back_.handle(), 0, ZMQ_POLLIN, 0},
-                               {log_ ? log_->notify_socket().handle() : nullptr, 0, 0, 0}};
+                               {log_ ? log_->notify_socket().handle() : nullptr, 0, 0, 0},
+                               {zap_ ? zap_->handle() : nullptr, 0, 0, 0}};
     if (log_) items[2].events = ZMQ_POLLIN;
+    if (zap_) items[3].events = ZMQ_POLLIN;
     wire::frames f;
     while (!stop.load()) {
-        if (reload && reload->exchange(false)) whitelist_reload();
+        if (reload && reload->exchange(false)) {
+            whitelist_reload();
+            allowlist_reload();
+        }
         const auto now = broker_clock::now();
         const auto wake = std::min(next_tick_, next_deadline_);
         const auto wait = std::max<milliseconds>(milliseconds(0), std::chrono::ceil<milliseconds>(wake - now));
-        items[0].revents = items[1].revents = items[2].revents = 0;
-        wire::poll_interruptible(items, log_ ? 3 : 2, std::min(wait, milliseconds(100)));
+        items[0].revents = items[1].revents = items[2].revents = items[3].revents = 0;
+        wire::poll_interruptible(items, zap_ ? 4 : log_ ? 3 : 2, std::min(wait, milliseconds(100)));
+        if (items[3].revents & ZMQ_POLLIN) on_zap();  // a handshake waits on it
         if (items[2].revents & ZMQ_POLLIN) on_log_events();
         // Bounded batches per socket so that neither side can starve the other; a socket poll
         // did not flag is not asked (each failed receive is a system call or two).
@@ -181,11 +188,6 @@ std::string broker::job_wire_id(uint64_t key) const {
 
 int64_t broker::wall_us(broker_clock::time_point t) const {
     return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count() + wall_offset_us_;
-}
-
-std::string broker::identity_of(const std::string& client) const {
-    (void)client;  // identities are key names once keys exist; local connections are "local"
-    return "local";
 }
 
 void broker::log_refusal(const std::string& client, const wire::request& r, wire::error_code code, const std::string& rule) {
@@ -280,6 +282,10 @@ void broker::on_log_events() {
 
 void broker::on_client(const wire::frames& f) {
     const std::string client(f.routing_id());
+    if (!peer_note(client, f.parts.back())) {
+        spdlog::warn("broker: message from client {} without a CURVE identity dropped", peer_name(client));
+        return;
+    }
     wire::envelope env;
     try {
         env = wire::envelope_parse(f.views(1));
@@ -343,7 +349,17 @@ void broker::client_request(const std::string& client, std::string_view body) {
         send_client(client, wire::command::accepted, wire::encode(accepted_for(jobs_.at(it->second))));
         return;
     }
-    if (r.service == "command" && command_prepare(client, r)) return;  // answered by the fast path (or refused)
+    uint32_t retry_ms = 0;
+    if (std::string why = quota_refusal(client, 1, &retry_ms); !why.empty()) {
+        spdlog::info("broker: request {} from {} refused: {}", r.id, identity_of(client), why);
+        log_refusal(client, r, wire::error_code::quota_exceeded);
+        send_client(client, wire::command::error, wire::encode(wire::error_reply{r.id, wire::error_code::quota_exceeded, why, retry_ms}));
+        return;
+    }
+    if (r.service == "command" && command_prepare(client, r)) {  // answered by the fast path (or refused)
+        quota_charge(client, 1);
+        return;
+    }
     const uint64_t bytes = request_bytes(r);
     if (std::string why = budget_refusal(bytes); !why.empty()) {
         spdlog::warn("broker: request {} from {} refused: {}", r.id, peer_name(client), why);
@@ -379,6 +395,7 @@ void broker::client_request(const std::string& client, std::string_view body) {
     j.req = std::move(r);
     by_client_id_[{client, j.req.id}] = key;
     held_bytes_ += bytes;
+    quota_charge(client, 1);
     jobs_.emplace(key, std::move(j));
     // Dispatch before answering, so the answer says whether it waits at all.
     dispatch();
@@ -691,6 +708,7 @@ void broker::worker_final(worker_entry& w, std::string_view body) {
         if (fr.use.model.empty()) fr.use.model = w.model;
         if (j->req.service == "command" && !command_output(*j, fr, key)) return;
         ++served_;
+        quota_tokens(j->owner, static_cast<uint64_t>(std::max(0, fr.use.prompt_tokens)) + static_cast<uint64_t>(std::max(0, fr.use.completion_tokens)));
         if (!j->batch.empty()) {
             // A batch job's result is recorded with its row; nobody waits on a socket for it.
             log_job(*j, "ok", 0, &fr);

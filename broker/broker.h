@@ -16,6 +16,8 @@
 #include "command-match.h"
 #include "usage-log.h"
 #include "whitelist.h"
+#include "allowlist.h"
+#include "quota-book.h"
 #include "worker-registry.h"
 
 #include <zmq.hpp>
@@ -32,6 +34,8 @@
 #include <unordered_map>
 
 namespace hearth {
+
+std::string peer_name(std::string_view routing_id);  // a short printable form of a routing id, for logs
 
 class broker {
 public:
@@ -91,8 +95,22 @@ private:
     void log_job(const job& j, const std::string& status, uint64_t token, const wire::final_reply* fin,
                  const std::string& message = "");
     void on_log_events();                      // commits (held FINALs go out) and answered tasks
-    // Who a client connection is in the usage log and for batch ownership ("local" until keys exist).
+    // broker-auth.cpp: CURVE, the ZAP allowlist, identities, roles and quotas (design section 8).
+    // Sets up CURVE and the ZAP handler before the sockets bind; refuses a LAN endpoint without them.
+    void security_setup(zmq::context_t& zctx);
+    void allowlist_reload();                   // (re)reads cfg_.broker.allowlist; a bad file keeps the old one
+    void on_zap();                             // answers the ZAP requests libzmq makes for each CURVE handshake
+    // Records who sent a client message (CURVE: its key name; otherwise "local"); false when the
+    // connection has no identity we can trust (the message is dropped).
+    bool peer_note(const std::string& client, const zmq::message_t& part);
+    // Who a client connection is: usage log, whitelist permissions, batch ownership, quotas.
     std::string identity_of(const std::string& client) const;
+    bool admin(const std::string& client) const;  // may read every client's audit rows and batches
+    // "" when `jobs` more requests from this client fit its quotas, else the message; *retry_ms
+    // says when the limit resets.
+    std::string quota_refusal(const std::string& client, uint32_t jobs, uint32_t* retry_ms);
+    void quota_charge(const std::string& client, uint32_t jobs);  // counts accepted requests
+    void quota_tokens(const std::string& owner, uint64_t tokens);  // counts a finished request's tokens
     int64_t wall_us(broker_clock::time_point t) const;
 
     void on_client(const wire::frames& f);
@@ -199,6 +217,17 @@ private:
     std::shared_ptr<const command_matcher> fast_path_;  // the command fast path built from it
     std::string command_grammar_;              // the command requests' schema: the whole home (see broker-filter.cpp)
     uint64_t held_bytes_ = 0;                  // request_bytes of every live job and backlog job (broker.queue_bytes)
+    // Security (broker-auth.cpp).
+    bool client_curve_ = false;                // the client endpoint speaks CURVE (identities are key names)
+    std::optional<zmq::socket_t> zap_;         // the ZAP handler's socket (CURVE only)
+    std::shared_ptr<const allowlist> allowlist_;  // who may connect over CURVE; null without CURVE
+    struct peer {
+        std::string identity;                  // key name, or "local"
+        bool admin = false;                    // role admin
+    };
+    std::unordered_map<std::string, peer> peers_;  // client routing id -> who last spoke on it
+    std::unordered_map<std::string, broker_clock::time_point> refused_logged_;  // key -> last refusal logged (no log floods)
+    quota_book quotas_;                        // what each identity has used against its quotas
 };
 
 }  // namespace hearth

@@ -1,0 +1,200 @@
+// Who may talk to the broker and how much (design section 8). Local by default: ipc sockets and
+// loopback tcp need no keys, and everyone on them is "local", the box's operator. A tcp endpoint
+// with broker.curve_secret_key speaks CURVE: libzmq asks our ZAP handler about every handshake, we
+// admit only keys on the allowlist (workers on the worker endpoint, clients and admins on the client
+// endpoint), and the key's name becomes the connection's identity: the usage log, whitelist
+// permissions, batch ownership and quotas all go by it. A LAN endpoint without CURVE is refused
+// unless broker.insecure_lan says otherwise.
+#include "broker.h"
+
+#include "curve-keys.h"
+
+#include <spdlog/spdlog.h>
+
+#include <zmq.h>
+
+#include <algorithm>
+
+namespace hearth {
+
+namespace {
+
+const char* const kZapEndpoint = "inproc://zeromq.zap.01";  // fixed by the ZAP RFC (27/ZAP)
+const char* const kClientDomain = "hearth-clients";
+const char* const kWorkerDomain = "hearth-workers";
+constexpr auto kRefusalLogEvery = std::chrono::seconds(60);  // a refused key retries every reconnect
+constexpr size_t kPeersMax = 4096;                           // routing ids remembered before pruning
+
+bool endpoint_tcp(const std::string& ep) { return ep.rfind("tcp://", 0) == 0; }
+
+std::string frame_text(const zmq::message_t& m) { return std::string(static_cast<const char*>(m.data()), m.size()); }
+
+}  // namespace
+
+void broker::security_setup(zmq::context_t& zctx) {
+    const broker_config& b = cfg_.broker;
+    if (b.curve_secret_key.empty()) {
+        for (const std::string* ep : {&b.client_endpoint, &b.worker_endpoint}) {
+            if (endpoint_is_local(*ep)) continue;
+            if (!b.insecure_lan) {
+                std::string m = "refusing to serve ";
+                m.append(*ep).append(" without CURVE: it is reachable from the network. Make a key pair (hearth keygen broker),"
+                                     " set broker.curve_secret_key and broker.allowlist, or set broker.insecure_lan = true"
+                                     " to serve it in the clear");
+                throw config_error(m);
+            }
+            spdlog::warn("broker: serving {} WITHOUT CURVE (broker.insecure_lan = true): anyone on the network can submit"
+                         " requests, read results and pose as a worker", *ep);
+        }
+        return;
+    }
+    curve_keypair server;
+    try {
+        server = curve_keypair_read(curve_key_file_resolve(b.curve_secret_key));
+    } catch (const key_error& e) {
+        throw config_error(std::string("broker.curve_secret_key: ") + e.what());
+    }
+    if (server.secret_z85.empty()) throw config_error("broker.curve_secret_key: " + b.curve_secret_key + " holds no secret key (a .pub file?)");
+    allowlist_ = std::make_shared<const allowlist>(allowlist::load(b.allowlist));
+    zap_.emplace(zctx, zmq::socket_type::rep);
+    zap_->set(zmq::sockopt::linger, 0);
+    zap_->bind(kZapEndpoint);
+    // ipc sockets stay plain: the runtime directory's permissions already say who is local.
+    for (auto [sock, ep, domain] : {std::tuple{&front_, &b.client_endpoint, kClientDomain}, std::tuple{&back_, &b.worker_endpoint, kWorkerDomain}}) {
+        if (!endpoint_tcp(*ep)) continue;
+        sock->set(zmq::sockopt::curve_server, 1);
+        sock->set(zmq::sockopt::curve_secretkey, server.secret_z85);
+        sock->set(zmq::sockopt::zap_domain, domain);
+        if (sock == &front_) {
+            client_curve_ = true;
+            // A second connection with a routing id in use must not take over its replies: with
+            // keys, that could be another client's stream.
+            sock->set(zmq::sockopt::router_handover, 0);
+        }
+    }
+    spdlog::info("broker: CURVE on tcp endpoints with key {} (public {}), {} keys allowed", server.name, server.public_z85,
+                 allowlist_->entries().size());
+}
+
+void broker::allowlist_reload() {
+    if (!allowlist_) return;
+    try {
+        allowlist_ = std::make_shared<const allowlist>(allowlist::load(cfg_.broker.allowlist));
+        spdlog::info("broker: allowlist {} reloaded: {} keys (connections already admitted stay)", cfg_.broker.allowlist,
+                     allowlist_->entries().size());
+    } catch (const std::exception& e) {
+        spdlog::error("broker: allowlist not reloaded, keeping the previous one: {}", e.what());
+    }
+}
+
+void broker::on_zap() {
+    for (;;) {
+        wire::frames f;
+        if (!wire::message_recv(*zap_, f)) return;
+        const std::vector<zmq::message_t>& req = f.parts;
+        // version, request id, domain, address, routing id, mechanism, credentials...
+        std::string status = "400", text = "not on the allowlist", user;
+        const std::string version = req.size() > 0 ? frame_text(req[0]) : "";
+        const std::string request_id = req.size() > 1 ? frame_text(req[1]) : "";
+        const std::string domain = req.size() > 2 ? frame_text(req[2]) : "";
+        const std::string address = req.size() > 3 ? frame_text(req[3]) : "";
+        const std::string mechanism = req.size() > 5 ? frame_text(req[5]) : "";
+        std::string key;
+        if (req.size() >= 7 && mechanism == "CURVE" && req[6].size() == 32) {
+            char z85[41] = {};
+            zmq_z85_encode(z85, static_cast<const uint8_t*>(req[6].data()), 32);
+            key = z85;
+        }
+        const allowlist_entry* e = key.empty() || !allowlist_ ? nullptr : allowlist_->find_key(key);
+        const bool wants_worker = domain == kWorkerDomain;
+        if (version != "1.0" || mechanism != "CURVE") {
+            text = "CURVE required";
+        } else if (e && (e->role == key_role::worker) == wants_worker) {
+            status = "200";
+            text = "OK";
+            user = e->name;
+        } else if (e) {
+            text = "role not allowed here";
+        }
+        if (status != "200") {
+            const auto now = broker_clock::now();
+            auto& last = refused_logged_[key + domain];
+            if (last == broker_clock::time_point{} || now - last >= kRefusalLogEvery) {
+                last = now;
+                const char* where = wants_worker ? "worker" : "client";
+                if (e) {
+                    spdlog::warn("broker: refused key {} ('{}', role {}) from {} on the {} endpoint: {}", key, e->name,
+                                 key_role_name(e->role), address, where, wants_worker ? "only workers connect here" : "workers connect to the worker endpoint");
+                } else {
+                    spdlog::warn("broker: refused key {} from {} on the {} endpoint: {}", key.empty() ? "(none)" : key, address, where, text);
+                }
+            }
+            if (refused_logged_.size() > kPeersMax) refused_logged_.clear();
+        }
+        const std::string reply[] = {"1.0", request_id, status, text, user, ""};
+        for (size_t i = 0; i < 6; ++i)
+            zap_->send(zmq::buffer(reply[i]), i + 1 < 6 ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    }
+}
+
+bool broker::peer_note(const std::string& client, const zmq::message_t& part) {
+    peer who;
+    if (client_curve_) {
+        const char* uid = zmq_msg_gets(const_cast<zmq_msg_t*>(part.handle()), "User-Id");
+        if (!uid || !*uid) return false;
+        who.identity = uid;
+        const allowlist_entry* e = allowlist_ ? allowlist_->find_name(who.identity) : nullptr;
+        who.admin = e && e->role == key_role::admin;
+    } else {
+        who.identity = "local";
+        who.admin = true;  // the box's operator
+    }
+    auto it = peers_.find(client);
+    if (it != peers_.end() && it->second.identity != who.identity) {
+        // Another key now owns this routing id: the old connection is gone. Its requests must
+        // not stream to the newcomer.
+        spdlog::warn("broker: routing id {} passed from '{}' to '{}'; ending the old connection's requests", peer_name(client),
+                     it->second.identity, who.identity);
+        client_gone(client);
+    }
+    if (it == peers_.end() && peers_.size() >= kPeersMax) {
+        // Forget connections with nothing in flight (they say who they are again with their next message).
+        for (auto p = peers_.begin(); p != peers_.end();) {
+            const bool live = std::any_of(jobs_.begin(), jobs_.end(), [&](const auto& kv) { return kv.second.client == p->first; });
+            p = live ? std::next(p) : peers_.erase(p);
+        }
+    }
+    peers_[client] = std::move(who);
+    return true;
+}
+
+std::string broker::identity_of(const std::string& client) const {
+    auto it = peers_.find(client);
+    return it == peers_.end() ? std::string(client_curve_ ? "" : "local") : it->second.identity;
+}
+
+bool broker::admin(const std::string& client) const {
+    auto it = peers_.find(client);
+    return it != peers_.end() && it->second.admin;
+}
+
+std::string broker::quota_refusal(const std::string& client, uint32_t jobs, uint32_t* retry_ms) {
+    const std::string who = identity_of(client);
+    const allowlist_entry* e = client_curve_ && allowlist_ ? allowlist_->find_name(who) : nullptr;
+    const std::string role(e ? key_role_name(e->role) : admin(client) ? "admin" : "client");
+    const quota_limits q = quota_for(cfg_.broker, who, role);
+    if (q.requests_per_minute == 0 && q.tokens_per_day == 0 && q.max_queued == 0) return "";
+    uint64_t live = 0;
+    if (q.max_queued > 0) {
+        for (const auto& [key, j] : jobs_) live += j.owner == who && !j.ended_for_client;
+        for (const auto& [service, waiting] : backlog_)
+            for (const backlog_job& b : waiting) live += b.owner == who;
+    }
+    return quotas_.refusal(who, q, jobs, live, broker_clock::now(), std::chrono::system_clock::now(), retry_ms);
+}
+
+void broker::quota_charge(const std::string& client, uint32_t jobs) { quotas_.charge(identity_of(client), jobs, broker_clock::now()); }
+
+void broker::quota_tokens(const std::string& owner, uint64_t tokens) { quotas_.tokens(owner, tokens, std::chrono::system_clock::now()); }
+
+}  // namespace hearth

@@ -53,6 +53,14 @@ client_options client_options_make(const globals& g) {
     o.timeout_ms = g.timeout_ms >= 0 ? static_cast<uint32_t>(g.timeout_ms) : cfg.client.timeout_ms;
     o.interrupted = &interrupt_flag();
     if (o.endpoint.empty()) throw usage_error("no broker endpoint (give --endpoint or set client.broker_endpoint)");
+    o.curve_secret_key = g.key.empty() ? cfg.client.curve_secret_key : g.key;
+    o.broker_public_key = g.broker_key.empty() ? cfg.client.broker_public_key : g.broker_key;
+    // Checked here so a bad key file is a usage error whatever the subcommand does with failures.
+    try {
+        (void)client_curve_keys_load(o);
+    } catch (const std::invalid_argument& e) {
+        throw usage_error(e.what());
+    }
     return o;
 }
 

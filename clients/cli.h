@@ -25,6 +25,8 @@ struct globals {
     int64_t timeout_ms = -1;                 // --timeout; < 0: the config's client.timeout_ms
     int64_t broker_timeout_ms = 10000;       // --broker-timeout: silence from the broker that counts as none
     bool verbose = false;                    // -v: usage summaries on stderr
+    std::string key;                         // --key; empty: the config's client.curve_secret_key
+    std::string broker_key;                  // --broker-key; empty: the config's client.broker_public_key
 };
 
 // One registered subcommand.
@@ -53,8 +55,8 @@ public:
     using std::runtime_error::runtime_error;
 };
 
-// Endpoint, timeouts and heartbeat from the configuration and the global flags; throws
-// usage_error for a bad configuration file.
+// Endpoint, timeouts, heartbeat and CURVE keys from the configuration and the global flags; throws
+// usage_error for a bad configuration file or CURVE keys that cannot be used.
 client_options client_options_make(const globals& g);
 
 // "hearth: <code>: <message>" on stderr; returns the exit code for it.

@@ -1,5 +1,6 @@
 #include "client.h"
 
+#include "curve-keys.h"
 #include "transport.h"
 
 #include <zmq.h>
@@ -50,9 +51,28 @@ std::string request_id_random() {
     return id;
 }
 
+std::optional<curve_client_keys> client_curve_keys_load(const client_options& o) {
+    try {
+        return curve_client_keys_load(o.curve_secret_key, o.broker_public_key, "--key", "--broker-key");
+    } catch (const key_error& e) {
+        throw std::invalid_argument(e.what());
+    }
+}
+
 client::client(const client_options& o) : opt_(o), ctx_(1), sock_(ctx_, zmq::socket_type::dealer) {
     sock_.set(zmq::sockopt::routing_id, wire::routing_id_random());
     wire::socket_setup(sock_);
+    if (const std::optional<curve_client_keys> k = client_curve_keys_load(opt_)) {
+        try {
+            sock_.set(zmq::sockopt::curve_serverkey, k->server_z85);
+            sock_.set(zmq::sockopt::curve_publickey, k->public_z85);
+            sock_.set(zmq::sockopt::curve_secretkey, k->secret_z85);
+        } catch (const zmq::error_t& e) {
+            // libzmq built without CURVE (EINVAL) is the likely cause.
+            throw std::invalid_argument(std::string("cannot use CURVE keys: ").append(e.what()));
+        }
+        curve_ = true;
+    }
     try {
         sock_.connect(opt_.endpoint);
     } catch (const zmq::error_t& e) {
@@ -95,12 +115,17 @@ size_t client::pending() const {
     return n;
 }
 
-std::string client::silent_message() const {
+std::string client::no_answer_message(uint32_t ms) const {
     std::string m = "no answer from the broker at ";
-    m.append(opt_.endpoint).append(" for ").append(seconds_text(opt_.broker_timeout_ms));
+    m.append(opt_.endpoint).append(" for ").append(seconds_text(ms));
     m.append(" s; is hearth-broker running?");
+    // A refused CURVE handshake is silent on the client's side: ZeroMQ just keeps retrying.
+    if (curve_)
+        m.append(" (or it refused this client's key: check that your key is on the broker's allowlist and that --broker-key is the broker's public key)");
     return m;
 }
+
+std::string client::silent_message() const { return no_answer_message(opt_.broker_timeout_ms); }
 
 void client::push_transport(const std::string& message) {
     client_event ev;
@@ -406,10 +431,7 @@ std::optional<wire::status_reply> client::status(int timeout_ms, std::string* er
         const auto now = clock::now();
         if (opt_.interrupted && opt_.interrupted->load()) return fail("interrupted");
         if (now >= deadline) {
-            std::string m = "no answer from the broker at ";
-            m.append(opt_.endpoint).append(" for ").append(seconds_text(static_cast<uint32_t>(std::max(timeout_ms, 0))));
-            m.append(" s; is hearth-broker running?");
-            return fail(m);
+            return fail(no_answer_message(static_cast<uint32_t>(std::max(timeout_ms, 0))));
         }
         int wait = ms_until(deadline, now);
         if (opt_.interrupted) wait = std::min(wait, 100);
@@ -460,10 +482,7 @@ client::query_answer client::query_wait(wire::command cmd, const std::string& id
             return res;
         }
         if (now >= deadline) {
-            std::string m = "no answer from the broker at ";
-            m.append(opt_.endpoint).append(" for ").append(seconds_text(static_cast<uint32_t>(std::max(timeout_ms, 0))));
-            m.append(" s; is hearth-broker running?");
-            res.transport_message = m;
+            res.transport_message = no_answer_message(static_cast<uint32_t>(std::max(timeout_ms, 0)));
             return res;
         }
         int wait = ms_until(deadline, now);

@@ -5,6 +5,7 @@
 // can tell a resubmission from a new request). A client is not thread-safe: use one per thread.
 #pragma once
 
+#include "curve-keys.h"
 #include "protocol-audit.h"
 #include "protocol-batch.h"
 #include "protocol.h"
@@ -28,7 +29,14 @@ struct client_options {
     uint32_t broker_timeout_ms = 10000;            // silence from the broker this long while waiting = transport failure
     uint32_t timeout_ms = 0;                       // call(): the whole call, 0 none; then it cancels and fails 'timeout'
     const std::atomic<bool>* interrupted = nullptr;  // call() cancels its request once this turns true (SIGINT)
+    std::string curve_secret_key;                  // this client's CURVE key file (path or key name, hearth keygen); "": plain
+    std::string broker_public_key;                 // the broker's CURVE public key (40 Z85 chars or a .pub/.key file); "": plain
 };
+
+// The CURVE keys a client_options names, read from their files (curve_client_keys_load): nullopt
+// when neither is set (a plain connection). Throws std::invalid_argument when only one of the two
+// is set or a key cannot be read.
+std::optional<curve_client_keys> client_curve_keys_load(const client_options& o);
 
 // One reply for one request, as next() hands it out. Only the member matching cmd is filled.
 struct client_event {
@@ -73,7 +81,8 @@ using audit_result = query_result<wire::audit_reply>;
 class client {
 public:
     // Connects (lazily, as ZeroMQ does): no broker need be running yet. Throws
-    // std::invalid_argument for an endpoint ZeroMQ cannot parse.
+    // std::invalid_argument for an endpoint ZeroMQ cannot parse or unusable CURVE keys
+    // (client_curve_keys_load).
     explicit client(const client_options& o);
     ~client();
     client(const client&) = delete;
@@ -129,8 +138,11 @@ private:
     void broker_timeout_check();
     void push_transport(const std::string& message);
     std::string silent_message() const;
+    // "no answer from the broker ... for N s; ..." (with the CURVE hint when CURVE is on).
+    std::string no_answer_message(uint32_t ms) const;
 
     client_options opt_;                           // as given
+    bool curve_ = false;                           // CURVE is on: silence may also mean the broker refused our key
     zmq::context_t ctx_;                           // one per client: a client owns its I/O thread
     zmq::socket_t sock_;                           // DEALER with a random routing id (survives reconnects)
     std::map<std::string, pending_request> pending_;  // requests without a FINAL/ERROR yet

@@ -16,6 +16,8 @@ int main(int argc, char** argv) {
     app.add_flag("--json", g.json, "print one JSON object per result instead of text");
     app.add_option("--timeout", g.timeout_ms, "give up on a request after MS milliseconds (0: never; default client.timeout_ms)")->check(CLI::Range(int64_t{0}, int64_t{4294967295}));
     app.add_option("--broker-timeout", g.broker_timeout_ms, "fail when the broker is silent this many ms while we wait")->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{4294967295}));
+    app.add_option("--key", g.key, "this client's CURVE key: a key NAME (~/.config/hearth/keys/NAME.key, made by hearth keygen) or a .key FILE (overrides client.curve_secret_key)");
+    app.add_option("--broker-key", g.broker_key, "the broker's CURVE public key: 40 Z85 characters, a .pub FILE or a key NAME (overrides client.broker_public_key)");
     app.add_flag("-v,--verbose", g.verbose, "print a usage summary (tokens, ttft, tok/s, worker) on stderr");
 
     command_list cmds;

@@ -1,11 +1,13 @@
 #include "worker.h"
 
 #include "byte-size.h"
+#include "curve-keys.h"
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <random>
+#include <stdexcept>
 
 namespace hearth {
 
@@ -32,12 +34,22 @@ guard_options guard_options_from(const worker_config& w) {
     return o;
 }
 
+std::optional<curve_client_keys> worker_curve_keys_load(const worker_config& w) {
+    try {
+        return curve_client_keys_load(w.curve_secret_key, w.broker_public_key, "worker.curve_secret_key",
+                                      "worker.broker_public_key");
+    } catch (const key_error& e) {
+        throw std::invalid_argument(e.what());
+    }
+}
+
 worker::worker(const config& cfg, const model& m, std::string model_name, zmq::context_t& zctx)
     : cfg_(cfg),
       model_(m),
       model_name_(std::move(model_name)),
       zctx_(zctx),
       pipe_endpoint_("inproc://hearth-worker-" + std::to_string(reinterpret_cast<uintptr_t>(this))),
+      curve_(worker_curve_keys_load(cfg.worker)),
       pipe_in_(zctx, zmq::socket_type::pair),
       backoff_(cfg.worker.reconnect_min_ms),
       hb_(cfg.broker.heartbeat_ms),
@@ -233,6 +245,11 @@ void worker::connect() {
     dealer_ = zmq::socket_t(zctx_, zmq::socket_type::dealer);
     wire::socket_setup(dealer_);
     dealer_.set(zmq::sockopt::routing_id, wire::routing_id_random());
+    if (curve_) {
+        dealer_.set(zmq::sockopt::curve_serverkey, curve_->server_z85);
+        dealer_.set(zmq::sockopt::curve_publickey, curve_->public_z85);
+        dealer_.set(zmq::sockopt::curve_secretkey, curve_->secret_z85);
+    }
     dealer_.connect(cfg_.worker.broker_endpoint);
     last_heard_ = clock::now();
     next_heartbeat_ = last_heard_ + hb_;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "config.h"
+#include "curve-keys.h"
 #include "generator.h"
 #include "resource-guard.h"
 #include "transport.h"
@@ -25,6 +26,10 @@
 #include <thread>
 
 namespace hearth {
+
+// The worker's CURVE keys for the broker (worker.curve_secret_key, worker.broker_public_key):
+// nullopt when neither is set. Throws std::invalid_argument naming the setting that is wrong.
+std::optional<curve_client_keys> worker_curve_keys_load(const worker_config& w);
 
 // The resource guard's options from the worker's configuration (memory_budget, guard_*).
 guard_options guard_options_from(const worker_config& w);
@@ -82,6 +87,7 @@ private:
     std::string model_name_;               // shown in READY and usage
     zmq::context_t& zctx_;
     std::string pipe_endpoint_;            // inproc link between the two threads
+    std::optional<curve_client_keys> curve_;  // CURVE keys for the broker; nullopt: plain
 
     // Socket thread state.
     zmq::socket_t dealer_;                 // to the broker; replaced on reconnect

@@ -3,6 +3,8 @@
 # Usage: scripts/install-deps.sh   (as root, or with sudo available)
 set -euo pipefail
 
+# systemd: systemd-analyze (tests/test-systemd-units verifies the units); iproute2: ip netns for the
+# network tests.
 packages=(
   build-essential cmake ninja-build pkg-config git
   libzmq3-dev libsodium-dev cppzmq-dev
@@ -14,6 +16,7 @@ packages=(
   libpcre2-dev libsystemd-dev
   clang-14 libclang-rt-14-dev
   python3-zmq python3-msgpack
+  systemd iproute2
 )
 
 missing=()

@@ -9,16 +9,80 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <systemd/sd-daemon.h>
+
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <mutex>
+#include <thread>
 
 namespace {
 
 std::atomic<bool> g_stop{false};
 
 void on_signal(int) { g_stop.store(true); }
+
+// WATCHDOG=1 to systemd, at most every half WatchdogSec (the loop ticks far more often than the
+// watchdog needs). Silent when the unit has no watchdog or there is no systemd.
+class watchdog_pinger {
+public:
+    watchdog_pinger() {
+        uint64_t usec = 0;
+        if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) every_ = std::chrono::microseconds(usec / 2);
+    }
+    bool enabled() const { return every_.count() != 0; }
+    std::chrono::microseconds every() const { return every_; }
+    void tick() {
+        if (!enabled()) return;
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last_ < every_) return;
+        last_ = now;
+        sd_notify(0, "WATCHDOG=1");
+    }
+
+private:
+    std::chrono::microseconds every_{0};                // half the watchdog interval; 0: no watchdog
+    std::chrono::steady_clock::time_point last_{};      // last ping sent (epoch: none yet)
+};
+
+// systemd's watchdog runs during start-up too, and loading a large model from an SD card can take
+// longer than WatchdogSec: a thread keeps pinging while the main thread loads (TimeoutStartSec
+// still bounds a load that hangs). Not started without a watchdog.
+class load_pinger {
+public:
+    explicit load_pinger(watchdog_pinger& p) : pinger_(p) {
+        if (!pinger_.enabled()) return;
+        thread_ = std::thread([this] {
+            std::unique_lock<std::mutex> lock(mutex_);
+            while (!done_) {
+                pinger_.tick();
+                done_cv_.wait_for(lock, pinger_.every() / 4);
+            }
+        });
+    }
+    ~load_pinger() {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            done_ = true;
+        }
+        done_cv_.notify_all();
+        if (thread_.joinable()) thread_.join();
+    }
+    load_pinger(const load_pinger&) = delete;
+    load_pinger& operator=(const load_pinger&) = delete;
+
+private:
+    watchdog_pinger& pinger_;           // used only by the thread until it is joined
+    std::mutex mutex_;                  // guards done_
+    std::condition_variable done_cv_;   // wakes the thread to stop
+    bool done_ = false;                 // the load finished (or failed)
+    std::thread thread_;                // the pinging thread; not joinable without a watchdog
+};
 
 }  // namespace
 
@@ -72,6 +136,13 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "hearth-worker: no model: give -m FILE or set worker.model in the configuration\n");
         return 2;
     }
+    // Bad keys are found now, not after loading the model.
+    try {
+        (void)hearth::worker_curve_keys_load(cfg.worker);
+    } catch (const std::invalid_argument& e) {
+        std::fprintf(stderr, "hearth-worker: %s\n", e.what());
+        return 2;
+    }
     auto logger = spdlog::stderr_color_mt("hearth-worker");
     spdlog::set_default_logger(logger);
     spdlog::set_level(spdlog::level::from_str(cfg.log_level));
@@ -79,6 +150,10 @@ int main(int argc, char** argv) {
     std::signal(SIGTERM, on_signal);
     std::signal(SIGPIPE, SIG_IGN);
 
+    watchdog_pinger pinger;
+    std::string loading = "STATUS=loading ";
+    loading.append(cfg.worker.model);
+    sd_notify(0, loading.c_str());
     // Refuse up front what would not fit, rather than be OOM-killed halfway through a request.
     try {
         const hearth::model_footprint fp = hearth::model_footprint_estimate(
@@ -98,6 +173,7 @@ int main(int argc, char** argv) {
     }
     std::unique_ptr<hearth::model> model;
     try {
+        load_pinger during_load(pinger);
         model = hearth::model::load(cfg.worker.model);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "hearth-worker: cannot load %s: %s\n", cfg.worker.model.c_str(), e.what());
@@ -106,7 +182,13 @@ int main(int argc, char** argv) {
     try {
         zmq::context_t zctx;
         hearth::worker w(cfg, *model, std::filesystem::path(cfg.worker.model).stem().string(), zctx);
+        // The model is in memory and the engine thread runs: the broker may send work.
+        std::string ready = "READY=1\nSTATUS=serving ";
+        ready.append(cfg.worker.model).append(" to ").append(cfg.worker.broker_endpoint);
+        sd_notify(0, ready.c_str());
+        w.on_tick = [&pinger] { pinger.tick(); };
         w.run(g_stop);
+        sd_notify(0, "STOPPING=1\nSTATUS=stopping");
     } catch (const std::exception& e) {
         spdlog::error("{}", e.what());
         return 1;

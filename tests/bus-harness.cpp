@@ -214,6 +214,15 @@ raw_client::raw_client(const std::string& endpoint) : sock_(ctx_, zmq::socket_ty
     sock_.connect(endpoint);
 }
 
+raw_client::raw_client(const std::string& endpoint, const curve_client_keys& keys) : sock_(ctx_, zmq::socket_type::dealer) {
+    wire::socket_setup(sock_);
+    sock_.set(zmq::sockopt::routing_id, wire::routing_id_random());
+    sock_.set(zmq::sockopt::curve_serverkey, keys.server_z85);
+    sock_.set(zmq::sockopt::curve_publickey, keys.public_z85);
+    sock_.set(zmq::sockopt::curve_secretkey, keys.secret_z85);
+    sock_.connect(endpoint);
+}
+
 void raw_client::send(wire::command c, const std::string& body) {
     const std::string h = wire::header_frame();
     const uint8_t b = static_cast<uint8_t>(c);

@@ -3,6 +3,7 @@
 // DEALER speaking the codec directly, so tests can send anything, bad frames included).
 #pragma once
 
+#include "curve-keys.h"
 #include "protocol.h"
 #include "transport.h"
 
@@ -82,9 +83,11 @@ struct raw_message {
 };
 
 // A DEALER to the broker's client endpoint that speaks frames directly.
+
 class raw_client {
 public:
     explicit raw_client(const std::string& endpoint);
+    raw_client(const std::string& endpoint, const curve_client_keys& keys);  // over CURVE
     zmq::socket_t& socket() { return sock_; }
     void send(wire::command c, const std::string& body);
     void send_frames(const std::vector<std::string>& frames);  // anything at all

@@ -224,6 +224,31 @@ TEST(systemd_units, verify_passes_without_warnings) {
     EXPECT_NE(bad.err, "") << "a broken unit passed verify silently";
 }
 
+TEST(systemd_units, cmake_install_puts_everything_in_fhs_places) {
+    // Staged with DESTDIR (as a package build does), so nothing outside the temporary directory
+    // is touched; the layout below it is the one `sudo cmake --install` makes.
+    std::string tmpl = (fs::temp_directory_path() / "hearth-install-XXXXXX").string();
+    const std::string stage = mkdtemp(tmpl.data());
+    ::setenv("DESTDIR", stage.c_str(), 1);
+    auto r = command_run({HEARTH_CMAKE_COMMAND, "--install", binary_dir()}, "", 120000);
+    ::unsetenv("DESTDIR");
+    ASSERT_EQ(r.status, 0) << r.out << r.err;
+    const std::string root = stage + HEARTH_INSTALL_PREFIX;
+    for (const char* bin : {"hearth-broker", "hearth-worker", "hearth"}) {
+        const std::string p = root + "/bin/" + bin;
+        EXPECT_EQ(access(p.c_str(), X_OK), 0) << p << " not installed\n" << r.out;
+    }
+    for (const char* f : {"lib/systemd/system/hearth-broker.service", "lib/systemd/system/hearth-worker@.service",
+                          "lib/sysusers.d/hearth.conf", "share/doc/hearth/examples/hearth.example.toml",
+                          "share/doc/hearth/examples/demo-home.whitelist.toml", "share/doc/hearth/README.md"})
+        EXPECT_TRUE(fs::is_regular_file(root + "/" + f)) << f << " not installed\n" << r.out;
+    // The installed broker unit runs the installed program, and nothing is written to /etc.
+    const auto b = unit_read(root + "/lib/systemd/system/hearth-broker.service");
+    EXPECT_EQ(unit_value(b, "ExecStart"), std::string(HEARTH_INSTALL_PREFIX) + "/bin/hearth-broker --config /etc/hearth/hearth.toml");
+    EXPECT_FALSE(fs::exists(stage + "/etc")) << "cmake --install must not create or overwrite /etc/hearth";
+    fs::remove_all(stage);
+}
+
 TEST(systemd_units, build_tree_copies_run_the_built_programs) {
     const auto b = unit_read(build_tree_unit("hearth-broker.service"));
     const auto w = unit_read(build_tree_unit("hearth-worker@.service"));

@@ -33,15 +33,20 @@ void broker::client_audit(const std::string& client, std::string_view body) {
         return;
     }
     // "": every client's rows.
-    const std::string only = admin(client) ? std::string() : identity_of(client);
-    if (!only.empty() && c.op == wire::audit_op::verify) {
+    const bool all = admin(client);
+    const std::string only = all ? std::string() : identity_of(client);
+    if (!all && only.empty()) {
+        send_client_error(client, c.id, wire::error_code::unauthorized, "this connection has no identity to show rows for");
+        return;
+    }
+    if (!all && c.op == wire::audit_op::verify) {
         send_client_error(client, c.id, wire::error_code::unauthorized, "only an admin key may verify the whole usage log ('" + only + "' is not one)");
         return;
     }
     auto reply = std::make_shared<wire::audit_reply>();
     reply->id = c.id;
     reply->op = c.op;
-    reply->db = log_->path();
+    if (all) reply->db = log_->path();  // where the file lives is the operator's business
     log_read(
         [c, reply, only](usage_db& db) {
             switch (c.op) {

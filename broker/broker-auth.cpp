@@ -1,10 +1,11 @@
-// Who may talk to the broker and how much (design section 8). Local by default: ipc sockets and
-// loopback tcp need no keys, and everyone on them is "local", the box's operator. A tcp endpoint
-// with broker.curve_secret_key speaks CURVE: libzmq asks our ZAP handler about every handshake, we
-// admit only keys on the allowlist (workers on the worker endpoint, clients and admins on the client
-// endpoint), and the key's name becomes the connection's identity: the usage log, whitelist
-// permissions, batch ownership and quotas all go by it. A LAN endpoint without CURVE is refused
-// unless broker.insecure_lan says otherwise.
+// Who may talk to the broker and how much (design section 8). Local by default: an ipc socket needs
+// no keys (its directory's permissions say who may connect) and everyone on it is "local", the
+// box's operator, with admin rights; a plain loopback tcp endpoint is "local" too, without them.
+// With broker.curve_secret_key every tcp endpoint, loopback included, speaks CURVE: libzmq asks our
+// ZAP handler about every handshake, we admit only keys on the allowlist (workers on the worker
+// endpoint, clients and admins on the client endpoint), and the key's name becomes the connection's
+// identity: the usage log, whitelist permissions, batch ownership and quotas all go by it. A LAN
+// endpoint without CURVE is refused unless broker.insecure_lan says otherwise.
 #include "broker.h"
 
 #include "curve-keys.h"
@@ -14,6 +15,8 @@
 #include <zmq.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <unordered_set>
 
 namespace hearth {
 
@@ -24,6 +27,7 @@ const char* const kClientDomain = "hearth-clients";
 const char* const kWorkerDomain = "hearth-workers";
 constexpr auto kRefusalLogEvery = std::chrono::seconds(60);  // a refused key retries every reconnect
 constexpr size_t kPeersMax = 4096;                           // routing ids remembered before pruning
+constexpr uint32_t kRefusalLinesPerMinute = 30;              // a new key per handshake must not flood the log
 
 bool endpoint_tcp(const std::string& ep) { return ep.rfind("tcp://", 0) == 0; }
 
@@ -33,6 +37,7 @@ std::string frame_text(const zmq::message_t& m) { return std::string(static_cast
 
 void broker::security_setup(zmq::context_t& zctx) {
     const broker_config& b = cfg_.broker;
+    front_ipc_ = b.client_endpoint.rfind("ipc://", 0) == 0;
     if (b.curve_secret_key.empty()) {
         for (const std::string* ep : {&b.client_endpoint, &b.worker_endpoint}) {
             if (endpoint_is_local(*ep)) continue;
@@ -56,21 +61,29 @@ void broker::security_setup(zmq::context_t& zctx) {
     }
     if (server.secret_z85.empty()) throw config_error("broker.curve_secret_key: " + b.curve_secret_key + " holds no secret key (a .pub file?)");
     allowlist_ = std::make_shared<const allowlist>(allowlist::load(b.allowlist));
-    zap_.emplace(zctx, zmq::socket_type::rep);
-    zap_->set(zmq::sockopt::linger, 0);
-    zap_->bind(kZapEndpoint);
-    // ipc sockets stay plain: the runtime directory's permissions already say who is local.
-    for (auto [sock, ep, domain] : {std::tuple{&front_, &b.client_endpoint, kClientDomain}, std::tuple{&back_, &b.worker_endpoint, kWorkerDomain}}) {
-        if (!endpoint_tcp(*ep)) continue;
-        sock->set(zmq::sockopt::curve_server, 1);
-        sock->set(zmq::sockopt::curve_secretkey, server.secret_z85);
-        sock->set(zmq::sockopt::zap_domain, domain);
-        if (sock == &front_) {
-            client_curve_ = true;
-            // A second connection with a routing id in use must not take over its replies: with
-            // keys, that could be another client's stream.
-            sock->set(zmq::sockopt::router_handover, 0);
+    try {
+        zap_.emplace(zctx, zmq::socket_type::rep);
+        zap_->set(zmq::sockopt::linger, 0);
+        zap_->bind(kZapEndpoint);
+        // ipc sockets stay plain: the runtime directory's permissions already say who is local.
+        for (auto [sock, ep, domain] : {std::tuple{&front_, &b.client_endpoint, kClientDomain}, std::tuple{&back_, &b.worker_endpoint, kWorkerDomain}}) {
+            if (!endpoint_tcp(*ep)) continue;
+            sock->set(zmq::sockopt::curve_server, 1);
+            sock->set(zmq::sockopt::curve_secretkey, server.secret_z85);
+            sock->set(zmq::sockopt::zap_domain, domain);
+            if (sock == &front_) {
+                client_curve_ = true;
+                // A second connection with a routing id in use must not take over its replies:
+                // with keys, that could be another client's stream.
+                sock->set(zmq::sockopt::router_handover, 0);
+            }
         }
+    } catch (const zmq::error_t& e) {
+        std::string m = "cannot set up CURVE: ";
+        m.append(e.what());
+        if (e.num() == EINVAL) m.append(" (is libzmq built without CURVE? zmq_has(\"curve\") says so)");
+        if (e.num() == EADDRINUSE) m.append(" (another ZAP handler is bound in this process)");
+        throw config_error(m);
     }
     spdlog::info("broker: CURVE on tcp endpoints with key {} (public {}), {} keys allowed", server.name, server.public_z85,
                  allowlist_->entries().size());
@@ -80,7 +93,7 @@ void broker::allowlist_reload() {
     if (!allowlist_) return;
     try {
         allowlist_ = std::make_shared<const allowlist>(allowlist::load(cfg_.broker.allowlist));
-        spdlog::info("broker: allowlist {} reloaded: {} keys (connections already admitted stay)", cfg_.broker.allowlist,
+        spdlog::info("broker: allowlist {} reloaded: {} keys (removed keys are refused from their next message)", cfg_.broker.allowlist,
                      allowlist_->entries().size());
     } catch (const std::exception& e) {
         spdlog::error("broker: allowlist not reloaded, keeping the previous one: {}", e.what());
@@ -112,7 +125,9 @@ void broker::on_zap() {
         } else if (e && (e->role == key_role::worker) == wants_worker) {
             status = "200";
             text = "OK";
-            user = e->name;
+            // The key, not the name: peer_note looks it up on every message, so a key taken off
+            // the allowlist stops working at once, and a name given to another key means nothing.
+            user = key;
         } else if (e) {
             text = "role not allowed here";
         }
@@ -122,12 +137,13 @@ void broker::on_zap() {
             if (last == broker_clock::time_point{} || now - last >= kRefusalLogEvery) {
                 last = now;
                 const char* where = wants_worker ? "worker" : "client";
-                if (e) {
-                    spdlog::warn("broker: refused key {} ('{}', role {}) from {} on the {} endpoint: {}", key, e->name,
-                                 key_role_name(e->role), address, where, wants_worker ? "only workers connect here" : "workers connect to the worker endpoint");
-                } else {
-                    spdlog::warn("broker: refused key {} from {} on the {} endpoint: {}", key.empty() ? "(none)" : key, address, where, text);
-                }
+                std::string line = "broker: refused key ";
+                line.append(key.empty() ? "(none)" : key);
+                if (e) line.append(" ('").append(e->name).append("', role ").append(key_role_name(e->role)).append(")");
+                line.append(" from ").append(address).append(" on the ").append(where).append(" endpoint: ");
+                if (e) line.append(wants_worker ? "only workers connect here" : "workers connect to the worker endpoint");
+                else line.append(text);
+                refusal_log(line);
             }
             if (refused_logged_.size() > kPeersMax) refused_logged_.clear();
         }
@@ -137,20 +153,49 @@ void broker::on_zap() {
     }
 }
 
+void broker::refusal_log(const std::string& line) {
+    const auto now = broker_clock::now();
+    if (now - refusal_window_ >= std::chrono::minutes(1)) {
+        if (refusals_quiet_ > 0)
+            spdlog::warn("broker: {} more refusals in the last minute were not logged (at most {} lines a minute)", refusals_quiet_,
+                         kRefusalLinesPerMinute);
+        refusal_window_ = now;
+        refusals_logged_ = refusals_quiet_ = 0;
+    }
+    if (refusals_logged_ >= kRefusalLinesPerMinute) {
+        ++refusals_quiet_;
+        return;
+    }
+    ++refusals_logged_;
+    spdlog::warn("{}", line);
+}
+
 bool broker::peer_note(const std::string& client, const zmq::message_t& part) {
     peer who;
     if (client_curve_) {
         const char* uid = zmq_msg_gets(const_cast<zmq_msg_t*>(part.handle()), "User-Id");
-        if (!uid || !*uid) return false;
-        who.identity = uid;
-        const allowlist_entry* e = allowlist_ ? allowlist_->find_name(who.identity) : nullptr;
-        who.admin = e && e->role == key_role::admin;
+        if (!uid || !*uid) {
+            spdlog::warn("broker: message from client {} without a CURVE identity dropped", peer_name(client));
+            return false;
+        }
+        who.key = uid;
+        const allowlist_entry* e = allowlist_ ? allowlist_->find_key(who.key) : nullptr;
+        if (!e) {
+            // Admitted, then taken off the allowlist (SIGHUP): refused from now on.
+            refusal_log("broker: refused key " + who.key + " from client " + peer_name(client) +
+                        ": no longer on the allowlist (connection admitted before the reload)");
+            send_client_error(client, "", wire::error_code::unauthorized, "this key is no longer on the broker's allowlist");
+            return false;
+        }
+        who.identity = e->name;
+        who.role = e->role;
     } else {
         who.identity = "local";
-        who.admin = true;  // the box's operator
+        // The box's operator on ipc (the socket's permissions vouch for it); plain tcp proves nothing.
+        who.role = front_ipc_ ? key_role::admin : key_role::client;
     }
     auto it = peers_.find(client);
-    if (it != peers_.end() && it->second.identity != who.identity) {
+    if (it != peers_.end() && (it->second.key != who.key || it->second.identity != who.identity)) {
         // Another key now owns this routing id: the old connection is gone. Its requests must
         // not stream to the newcomer.
         spdlog::warn("broker: routing id {} passed from '{}' to '{}'; ending the old connection's requests", peer_name(client),
@@ -158,11 +203,12 @@ bool broker::peer_note(const std::string& client, const zmq::message_t& part) {
         client_gone(client);
     }
     if (it == peers_.end() && peers_.size() >= kPeersMax) {
-        // Forget connections with nothing in flight (they say who they are again with their next message).
-        for (auto p = peers_.begin(); p != peers_.end();) {
-            const bool live = std::any_of(jobs_.begin(), jobs_.end(), [&](const auto& kv) { return kv.second.client == p->first; });
-            p = live ? std::next(p) : peers_.erase(p);
-        }
+        // Forget connections with nothing in flight (they say who they are again with their next
+        // message). One pass over the jobs, not one per peer.
+        std::unordered_set<std::string> live;
+        for (const auto& [key, j] : jobs_) live.insert(j.client);
+        for (const auto& [key, h] : held_) live.insert(h.client);
+        std::erase_if(peers_, [&](const auto& kv) { return !live.count(kv.first); });
     }
     peers_[client] = std::move(who);
     return true;
@@ -175,17 +221,18 @@ std::string broker::identity_of(const std::string& client) const {
 
 bool broker::admin(const std::string& client) const {
     auto it = peers_.find(client);
-    return it != peers_.end() && it->second.admin;
+    return it != peers_.end() && it->second.role == key_role::admin;
 }
 
 std::string broker::quota_refusal(const std::string& client, uint32_t jobs, uint32_t* retry_ms) {
     const std::string who = identity_of(client);
-    const allowlist_entry* e = client_curve_ && allowlist_ ? allowlist_->find_name(who) : nullptr;
-    const std::string role(e ? key_role_name(e->role) : admin(client) ? "admin" : "client");
+    auto p = peers_.find(client);
+    const std::string role(key_role_name(p != peers_.end() ? p->second.role : key_role::client));
     const quota_limits q = quota_for(cfg_.broker, who, role);
     if (q.requests_per_minute == 0 && q.tokens_per_day == 0 && q.max_queued == 0) return "";
     uint64_t live = 0;
-    if (q.max_queued > 0) {
+    if (q.max_queued > 0) {  // a scan, but only for identities with this limit
+        if (auto pending = quota_pending_.find(who); pending != quota_pending_.end()) live += pending->second;
         for (const auto& [key, j] : jobs_) live += j.owner == who && !j.ended_for_client;
         for (const auto& [service, waiting] : backlog_)
             for (const backlog_job& b : waiting) live += b.owner == who;

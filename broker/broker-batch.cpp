@@ -127,10 +127,15 @@ void broker::batch_submit(const std::string& client, wire::batch_call c) {
     held_bytes_ += bytes;  // reserved now, so that submissions stored meanwhile cannot all pass
     quota_charge(client, static_cast<uint32_t>(c.jobs.size()));
     const std::string owner = identity_of(client);
+    quota_pending_[owner] += c.jobs.size();  // likewise for max_queued
     const int64_t now = wall_us(broker_clock::now());
     auto id = std::make_shared<std::string>();
     log_call([stored = std::move(stored), owner, now, id](batch_store& s) { *id = s.create(owner, stored, now); },
              [this, client, call_id = c.id, jobs = std::move(c.jobs), owner, id, now, bytes](const log_answer& a) mutable {
+                 if (auto p = quota_pending_.find(owner); p != quota_pending_.end()) {
+                     p->second -= std::min<uint64_t>(p->second, jobs.size());
+                     if (p->second == 0) quota_pending_.erase(p);
+                 }
                  if (!a.ok) {
                      held_bytes_ -= std::min(held_bytes_, bytes);
                      send_client_error(client, call_id, wire::error_code::internal, "the batch could not be stored: " + a.error);

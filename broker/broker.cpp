@@ -106,12 +106,13 @@ std::string broker::worker_endpoint() const { return last_endpoint(back_); }
 void broker::run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
     spdlog::info("broker: clients on {}, workers on {}, heartbeat {} ms x {}", client_endpoint(), worker_endpoint(),
                  cfg_.broker.heartbeat_ms, cfg_.broker.liveness);
-    zmq::pollitem_t items[] = {{front_.handle(), 0, ZMQ_POLLIN, 0},
-                               {back_.handle(), 0, ZMQ_POLLIN, 0},
-                               {log_ ? log_->notify_socket().handle() : nullptr, 0, 0, 0},
-                               {zap_ ? zap_->handle() : nullptr, 0, 0, 0}};
-    if (log_) items[2].events = ZMQ_POLLIN;
-    if (zap_) items[3].events = ZMQ_POLLIN;
+    // Only sockets that exist are polled (a null entry would poll file descriptor 0).
+    zmq::pollitem_t items[4] = {{front_.handle(), 0, ZMQ_POLLIN, 0}, {back_.handle(), 0, ZMQ_POLLIN, 0}};
+    int n_items = 2;
+    const int log_item = log_ ? n_items++ : -1;
+    if (log_) items[log_item] = {log_->notify_socket().handle(), 0, ZMQ_POLLIN, 0};
+    const int zap_item = zap_ ? n_items++ : -1;
+    if (zap_) items[zap_item] = {zap_->handle(), 0, ZMQ_POLLIN, 0};
     wire::frames f;
     while (!stop.load()) {
         if (reload && reload->exchange(false)) {
@@ -121,10 +122,10 @@ void broker::run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
         const auto now = broker_clock::now();
         const auto wake = std::min(next_tick_, next_deadline_);
         const auto wait = std::max<milliseconds>(milliseconds(0), std::chrono::ceil<milliseconds>(wake - now));
-        items[0].revents = items[1].revents = items[2].revents = items[3].revents = 0;
-        wire::poll_interruptible(items, zap_ ? 4 : log_ ? 3 : 2, std::min(wait, milliseconds(100)));
-        if (items[3].revents & ZMQ_POLLIN) on_zap();  // a handshake waits on it
-        if (items[2].revents & ZMQ_POLLIN) on_log_events();
+        for (zmq::pollitem_t& it : items) it.revents = 0;
+        wire::poll_interruptible(items, n_items, std::min(wait, milliseconds(100)));
+        if (zap_item >= 0 && (items[zap_item].revents & ZMQ_POLLIN)) on_zap();  // a handshake waits on it
+        if (log_item >= 0 && (items[log_item].revents & ZMQ_POLLIN)) on_log_events();
         // Bounded batches per socket so that neither side can starve the other; a socket poll
         // did not flag is not asked (each failed receive is a system call or two).
         if (items[1].revents & ZMQ_POLLIN)
@@ -239,6 +240,10 @@ void broker::log_job(const job& j, const std::string& status, uint64_t token, co
     row.status = status;
     row.filter_verdict = j.filter_verdict;
     row.filter_rule = j.filter_rule;
+    // Every request that ran counts against tokens_per_day, however it ended: a client must not
+    // be able to stream most of an answer and cancel to go uncounted.
+    quota_tokens(j.owner, static_cast<uint64_t>(std::max<int64_t>(0, row.prompt_tokens)) +
+                              static_cast<uint64_t>(std::max<int64_t>(0, row.completion_tokens)));
     if (!log_) return;
     // A batch job cancelled with its batch has its state already (cancelled); any other end is
     // its result, committed with the row.
@@ -282,10 +287,7 @@ void broker::on_log_events() {
 
 void broker::on_client(const wire::frames& f) {
     const std::string client(f.routing_id());
-    if (!peer_note(client, f.parts.back())) {
-        spdlog::warn("broker: message from client {} without a CURVE identity dropped", peer_name(client));
-        return;
-    }
+    if (!peer_note(client, f.parts.back())) return;
     wire::envelope env;
     try {
         env = wire::envelope_parse(f.views(1));
@@ -491,6 +493,8 @@ void broker::client_gone(const std::string& client) {
         it->second.ended_for_client = true;  // nobody to tell
         job_fail(it->second, wire::error_code::cancelled, "client gone");
     }
+    // Nor may a FINAL waiting for its row's commit go to whoever has this routing id next.
+    std::erase_if(held_, [&](const auto& kv) { return kv.second.client == client; });
 }
 
 // ------------------------------------------------------------------ jobs
@@ -708,7 +712,6 @@ void broker::worker_final(worker_entry& w, std::string_view body) {
         if (fr.use.model.empty()) fr.use.model = w.model;
         if (j->req.service == "command" && !command_output(*j, fr, key)) return;
         ++served_;
-        quota_tokens(j->owner, static_cast<uint64_t>(std::max(0, fr.use.prompt_tokens)) + static_cast<uint64_t>(std::max(0, fr.use.completion_tokens)));
         if (!j->batch.empty()) {
             // A batch job's result is recorded with its row; nobody waits on a socket for it.
             log_job(*j, "ok", 0, &fr);

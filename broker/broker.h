@@ -110,7 +110,8 @@ private:
     // says when the limit resets.
     std::string quota_refusal(const std::string& client, uint32_t jobs, uint32_t* retry_ms);
     void quota_charge(const std::string& client, uint32_t jobs);  // counts accepted requests
-    void quota_tokens(const std::string& owner, uint64_t tokens);  // counts a finished request's tokens
+    void quota_tokens(const std::string& owner, uint64_t tokens);  // counts the tokens of a request that ran
+    void refusal_log(const std::string& line);  // a warn line, at most kRefusalLinesPerMinute a minute
     int64_t wall_us(broker_clock::time_point t) const;
 
     void on_client(const wire::frames& f);
@@ -222,12 +223,18 @@ private:
     std::optional<zmq::socket_t> zap_;         // the ZAP handler's socket (CURVE only)
     std::shared_ptr<const allowlist> allowlist_;  // who may connect over CURVE; null without CURVE
     struct peer {
+        std::string key;                       // its CURVE public key (Z85); "" without CURVE
         std::string identity;                  // key name, or "local"
-        bool admin = false;                    // role admin
+        key_role role = key_role::client;      // from the allowlist; an ipc peer is admin
     };
     std::unordered_map<std::string, peer> peers_;  // client routing id -> who last spoke on it
     std::unordered_map<std::string, broker_clock::time_point> refused_logged_;  // key -> last refusal logged (no log floods)
+    broker_clock::time_point refusal_window_;  // start of the minute refusal lines are counted in
+    uint32_t refusals_logged_ = 0;             // lines logged in that minute (fresh keys each time must not flood the log)
+    uint32_t refusals_quiet_ = 0;              // refusals not logged in it
+    bool front_ipc_ = false;                   // the client endpoint is ipc: its peers are the box's operator
     quota_book quotas_;                        // what each identity has used against its quotas
+    std::unordered_map<std::string, uint64_t> quota_pending_;  // batch jobs submitted, not yet stored, by identity (max_queued)
 };
 
 }  // namespace hearth

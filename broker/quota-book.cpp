@@ -32,6 +32,16 @@ void quota_book::roll_day(use& u, wall wall_now) {
 std::string quota_book::refusal(const std::string& who, const quota_limits& q, uint32_t jobs, uint64_t live, steady now,
                                 wall wall_now, uint32_t* retry_ms) {
     std::string m;
+    // A batch that no wait would let in: say so, with no time to retry at.
+    for (auto [limit, name] : {std::pair{q.max_queued, "max_queued"}, std::pair{q.requests_per_minute, "requests_per_minute"}}) {
+        if (limit > 0 && jobs > limit) {
+            *retry_ms = 0;
+            m.append("a batch of ").append(std::to_string(jobs)).append(" jobs can never fit ").append(name).append(" = ");
+            m.append(std::to_string(limit)).append(" for '").append(who).append("': split it into batches of at most ");
+            m.append(std::to_string(limit));
+            return m;
+        }
+    }
     if (q.max_queued > 0 && live + jobs > q.max_queued) {
         *retry_ms = 1000;  // no clock resets this one: a finished request does
         m.append(std::to_string(live)).append(" of your requests are waiting or running and ").append(std::to_string(jobs));

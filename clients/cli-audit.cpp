@@ -393,7 +393,8 @@ int summary_run(const globals& g, const audit_options& o) {
         return exit_ok;
     }
 
-    std::printf("usage log %s, from %s to %s\n\n", path.c_str(), iso_time(from, false).c_str(), iso_time(to, false).c_str());
+    // A non-admin key is not told where the broker keeps its file.
+    std::printf("usage log %s, from %s to %s\n\n", path.empty() ? "(on the broker)" : path.c_str(), iso_time(from, false).c_str(), iso_time(to, false).c_str());
     table_print({{"requests", std::to_string(total.requests)},
                  {"tokens in", std::to_string(total.prompt_tokens)},
                  {"tokens out", std::to_string(total.completion_tokens)},

@@ -145,6 +145,10 @@ allowlist allowlist::parse(const std::string& text, const std::string& source_na
         }
         throw config_error(all);
     }
+    for (size_t i = 0; i < out.entries_.size(); ++i) {
+        out.by_key_.emplace(out.entries_[i].public_z85, i);
+        out.by_name_.emplace(out.entries_[i].name, i);
+    }
     return out;
 }
 
@@ -177,15 +181,13 @@ allowlist allowlist::load(const std::string& path) {
 }
 
 const allowlist_entry* allowlist::find_key(const std::string& z) const {
-    for (const auto& e : entries_)
-        if (e.public_z85 == z) return &e;
-    return nullptr;
+    auto it = by_key_.find(z);
+    return it == by_key_.end() ? nullptr : &entries_[it->second];
 }
 
 const allowlist_entry* allowlist::find_name(const std::string& n) const {
-    for (const auto& e : entries_)
-        if (e.name == n) return &e;
-    return nullptr;
+    auto it = by_name_.find(n);
+    return it == by_name_.end() ? nullptr : &entries_[it->second];
 }
 
 }  // namespace hearth

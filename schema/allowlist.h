@@ -6,6 +6,7 @@
 
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace hearth {
@@ -36,6 +37,9 @@ public:
 
 private:
     std::vector<allowlist_entry> entries_;  // in file order
+    // Looked up on every client message: indexes into entries_.
+    std::unordered_map<std::string, size_t> by_key_;   // public key -> entry
+    std::unordered_map<std::string, size_t> by_name_;  // name -> entry
 };
 
 }  // namespace hearth

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -52,7 +53,7 @@ std::string slurp(const std::string& path) {
 // Keys, an allowlist, and a broker + worker speaking CURVE over tcp.
 struct lan {
     std::string keys_dir;
-    hearth::curve_keypair server, alice, bob, root, w1, stranger;
+    hearth::curve_keypair server, alice, bob, carol, root, w1, stranger;
     std::string client_ep, worker_ep;
     std::unique_ptr<bus_fixture> bus;
 
@@ -66,17 +67,19 @@ struct lan {
         server = hearth::curve_keypair_generate("broker");
         alice = hearth::curve_keypair_generate("alice");
         bob = hearth::curve_keypair_generate("bob");
+        carol = hearth::curve_keypair_generate("carol");
         root = hearth::curve_keypair_generate("root");
         w1 = hearth::curve_keypair_generate("w1");
         stranger = hearth::curve_keypair_generate("stranger");
         // The fixture's directory holds the keys too: written after it exists.
         bus = std::make_unique<bus_fixture>(broker_toml(broker_extra), worker_toml());
         keys_dir = bus->dir() + "/keys";
-        for (const auto* k : {&server, &alice, &bob, &root, &w1, &stranger}) hearth::curve_keypair_write(keys_dir, *k, false);
+        for (const auto* k : {&server, &alice, &bob, &carol, &root, &w1, &stranger}) hearth::curve_keypair_write(keys_dir, *k, false);
         std::ofstream allow(bus->dir() + "/allowlist");
         allow << "# name key role\n"
               << "alice " << alice.public_z85 << " client\n"
               << "bob " << bob.public_z85 << " client\n"
+              << "carol " << carol.public_z85 << " client\n"
               << "root " << root.public_z85 << " admin\n"
               << "w1 " << w1.public_z85 << " worker\n";
     }
@@ -333,7 +336,8 @@ TEST(lan_security, clients_cannot_touch_each_others_requests_batches_or_rows) {
 TEST(lan_security, quotas_are_hit_and_reset) {
     const std::string model = hearth::test::model_path(k_model);
     if (!hearth::test::require_file(model)) GTEST_SKIP() << model;
-    lan l("[broker.quota.client.alice]\nrequests_per_minute = 3\nmax_queued = 1\n[broker.quota.client.bob]\ntokens_per_day = 10\n");
+    lan l("[broker.quota.client.alice]\nrequests_per_minute = 3\nmax_queued = 1\n[broker.quota.client.bob]\ntokens_per_day = 10\n"
+          "[broker.quota.client.carol]\ntokens_per_day = 1\n");
     ASSERT_TRUE(l.start(model)) << l.bus->logs();
     raw_client alice = l.client(l.alice);
 
@@ -365,12 +369,26 @@ TEST(lan_security, quotas_are_hit_and_reset) {
     EXPECT_GT(over.error->retry_after_ms, 0u);
     EXPECT_LE(over.error->retry_after_ms, 24u * 3600 * 1000);
     EXPECT_NE(over.error->message.find("tokens today"), std::string::npos) << over.error->message;
+    // A request cancelled mid-stream still counts what it used: carol cannot dodge her quota so.
+    raw_client carol = l.client(l.carol);
+    carol.send(wire::command::request, wire::encode(request_make("c1", "Once upon a time", 100)));
+    ASSERT_NE(hearth::test::first_partial(carol, "c1"), "<timeout>");
+    wire::cancel stop;
+    stop.id = "c1";
+    carol.send(wire::command::cancel, wire::encode(stop));
+    auto cut = carol.wait("c1", 10000);
+    ASSERT_TRUE(cut.error) << "c1 finished before its cancel arrived";
+    EXPECT_EQ(cut.error->code, wire::error_code::cancelled);
+    auto after = carol.call(request_make("c2", "Once upon a time", 4), 10000);
+    ASSERT_TRUE(after.error) << "the cancelled request's tokens were not counted";
+    EXPECT_EQ(after.error->code, wire::error_code::quota_exceeded);
+
     // Other clients are not affected, and refusals are in the audit trail.
     raw_client root = l.client(l.root);
     ASSERT_TRUE(root.call(request_make("r1", "Once upon a time", 4), 10000).final);
     int refused = 0;
     for (const auto& r : audit_rows(root, "rows")) refused += r.status == "quota_exceeded";
-    EXPECT_EQ(refused, 3);
+    EXPECT_EQ(refused, 4);
 }
 
 TEST(lan_security, lan_address_without_curve_is_refused_unless_insecure_lan) {
@@ -430,4 +448,35 @@ TEST(lan_security, worker_in_another_network_namespace_serves_and_its_cut_link_m
     EXPECT_NE(log.find("request n2 -> worker far (attempt 1)"), std::string::npos) << log;
     EXPECT_NE(log.find("worker far lost (missed heartbeats)"), std::string::npos) << log;
     EXPECT_NE(log.find("request n2 -> worker near (attempt 2)"), std::string::npos) << log;
+}
+
+TEST(lan_security, a_key_taken_off_the_allowlist_is_refused_at_once) {
+    const std::string model = hearth::test::model_path(k_model);
+    if (!hearth::test::require_file(model)) GTEST_SKIP() << model;
+    lan l;
+    ASSERT_TRUE(l.start(model)) << l.bus->logs();
+    raw_client bob = l.client(l.bob);
+    ASSERT_TRUE(bob.call(request_make("before", "Once upon a time", 4), 15000).final);
+
+    // bob's line goes, and his name is given to the stranger's key: bob's open connection must
+    // not carry on, and must not become the new 'bob' either.
+    std::ofstream(l.bus->dir() + "/allowlist") << "alice " << l.alice.public_z85 << " client\n"
+                                              << "bob " << l.stranger.public_z85 << " admin\n"
+                                              << "root " << l.root.public_z85 << " admin\n"
+                                              << "w1 " << l.w1.public_z85 << " worker\n";
+    ASSERT_EQ(::kill(l.bus->broker().pid(), SIGHUP), 0);
+    // The refusal carries no id: the broker reads nothing of a message it will not accept.
+    bool refused = false;
+    for (int i = 0; i < 40 && !refused; ++i) {
+        bob.send(wire::command::request, wire::encode(request_make("after" + std::to_string(i), "Once upon a time", 4)));
+        for (auto m = bob.recv(5000); m && !refused; m = bob.recv(5000)) {
+            if (m->cmd == wire::command::error) refused = wire::decode_error(m->body).code == wire::error_code::unauthorized;
+            if (m->cmd == wire::command::final || m->cmd == wire::command::error) break;
+        }
+        if (!refused) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    EXPECT_TRUE(refused) << l.bus->logs();
+    EXPECT_NE(slurp(l.bus->dir() + "/broker.log").find("no longer on the allowlist"), std::string::npos);
+    raw_client alice = l.client(l.alice);
+    EXPECT_TRUE(alice.call(request_make("still", "Once upon a time", 4), 15000).final) << "the others still get in";
 }

@@ -66,3 +66,19 @@ TEST(quota_book, max_queued_counts_what_is_live_and_no_limit_is_no_limit) {
     b.tokens("alice", 1u << 30, k_late);
     EXPECT_EQ(b.refusal("alice", none, 100, 100000, {}, k_late, &retry), "");
 }
+
+TEST(quota_book, a_batch_larger_than_a_limit_is_told_to_split_with_no_retry_time) {
+    quota_book b;
+    quota_limits q;
+    q.max_queued = 5;
+    q.requests_per_minute = 8;
+    uint32_t retry = 123;
+    std::string m = b.refusal("alice", q, 6, 0, {}, k_late, &retry);
+    EXPECT_NE(m.find("can never fit max_queued = 5"), std::string::npos) << m;
+    EXPECT_NE(m.find("split it into batches of at most 5"), std::string::npos) << m;
+    EXPECT_EQ(retry, 0u) << "waiting would not help";
+    q.max_queued = 0;
+    m = b.refusal("alice", q, 9, 0, {}, k_late, &retry);
+    EXPECT_NE(m.find("can never fit requests_per_minute = 8"), std::string::npos) << m;
+    EXPECT_EQ(b.refusal("alice", q, 8, 0, {}, k_late, &retry), "") << "a batch exactly at the limit fits";
+}

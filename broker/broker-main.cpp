@@ -1,6 +1,7 @@
 // hearth-broker: the message broker between clients and workers.
 #include "broker.h"
 #include "config.h"
+#include "watchdog-pinger.h"
 
 #include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -17,32 +18,13 @@
 
 namespace {
 
+using hearth::watchdog_pinger;
+
 std::atomic<bool> g_stop{false};
 std::atomic<bool> g_reload{false};
 
 void on_signal(int) { g_stop.store(true); }
 void on_hangup(int) { g_reload.store(true); }
-
-// WATCHDOG=1 to systemd, at most every half WatchdogSec (a ping per heartbeat tick would wake
-// PID 1 every second for nothing). Silent when the unit has no watchdog or there is no systemd.
-class watchdog_pinger {
-public:
-    watchdog_pinger() {
-        uint64_t usec = 0;
-        if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) every_ = std::chrono::microseconds(usec / 2);
-    }
-    void tick() {
-        if (every_.count() == 0) return;
-        const auto now = std::chrono::steady_clock::now();
-        if (now - last_ < every_) return;
-        last_ = now;
-        sd_notify(0, "WATCHDOG=1");
-    }
-
-private:
-    std::chrono::microseconds every_{0};                // half the watchdog interval; 0: no watchdog
-    std::chrono::steady_clock::time_point last_{};      // last ping sent (epoch: none yet)
-};
 
 }  // namespace
 

@@ -4,6 +4,7 @@
 #include "model.h"
 #include "resource-guard.h"
 #include "worker.h"
+#include "watchdog-pinger.h"
 
 #include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -23,32 +24,11 @@
 
 namespace {
 
+using hearth::watchdog_pinger;
+
 std::atomic<bool> g_stop{false};
 
 void on_signal(int) { g_stop.store(true); }
-
-// WATCHDOG=1 to systemd, at most every half WatchdogSec (the loop ticks far more often than the
-// watchdog needs). Silent when the unit has no watchdog or there is no systemd.
-class watchdog_pinger {
-public:
-    watchdog_pinger() {
-        uint64_t usec = 0;
-        if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) every_ = std::chrono::microseconds(usec / 2);
-    }
-    bool enabled() const { return every_.count() != 0; }
-    std::chrono::microseconds every() const { return every_; }
-    void tick() {
-        if (!enabled()) return;
-        const auto now = std::chrono::steady_clock::now();
-        if (now - last_ < every_) return;
-        last_ = now;
-        sd_notify(0, "WATCHDOG=1");
-    }
-
-private:
-    std::chrono::microseconds every_{0};                // half the watchdog interval; 0: no watchdog
-    std::chrono::steady_clock::time_point last_{};      // last ping sent (epoch: none yet)
-};
 
 // systemd's watchdog runs during start-up too, and loading a large model from an SD card can take
 // longer than WatchdogSec: a thread keeps pinging while the main thread loads (TimeoutStartSec

@@ -434,8 +434,12 @@ void worker::run(const std::atomic<bool>& stop) {
             if (on_tick) on_tick();
         }
         if (t - last_heard_ > hb_ * cfg_.broker.liveness) {
-            spdlog::warn("worker: no word from the broker for {} ms; reconnecting in {} ms",
-                         std::chrono::duration_cast<milliseconds>(t - last_heard_).count(), backoff_.count());
+            // A CURVE broker that refuses our key is silent too: ZeroMQ just retries the handshake.
+            spdlog::warn("worker: no word from the broker for {} ms; reconnecting in {} ms{}",
+                         std::chrono::duration_cast<milliseconds>(t - last_heard_).count(), backoff_.count(),
+                         curve_ ? " (if this goes on: is this worker's key on the broker's allowlist with role worker, "
+                                  "and worker.broker_public_key the broker's key?)"
+                                : "");
             forget_all("lost the broker");
             dealer_.close();
             const auto until = clock::now() + backoff_;

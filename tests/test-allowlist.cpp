@@ -53,13 +53,13 @@ private:
 
 }  // namespace
 
-TEST(Allowlist, TestKeysAreValid) {
+TEST(allowlist, test_keys_are_valid) {
     ASSERT_TRUE(hearth::curve_key_valid(kA));
     ASSERT_TRUE(hearth::curve_key_valid(kB));
     ASSERT_TRUE(hearth::curve_key_valid(kHash));
 }
 
-TEST(Allowlist, GoodFileWithCommentsBlankLinesAndTabs) {
+TEST(allowlist, good_file_with_comments_blank_lines_and_tabs) {
     const std::string text = "# who may connect\n"
                              "\n"
                              "   \t  \n"
@@ -87,7 +87,7 @@ TEST(Allowlist, GoodFileWithCommentsBlankLinesAndTabs) {
     EXPECT_EQ(hearth::key_role_name(key_role::admin), "admin");
 }
 
-TEST(Allowlist, FindKeyAndName) {
+TEST(allowlist, find_key_and_name) {
     const allowlist a = allowlist::parse("a " + kA + " client\nb " + kB + " worker\n", "allow.txt");
     ASSERT_NE(a.find_key(kB), nullptr);
     EXPECT_EQ(a.find_key(kB)->name, "b");
@@ -100,7 +100,7 @@ TEST(Allowlist, FindKeyAndName) {
     EXPECT_EQ(a.find_name("local"), nullptr);
 }
 
-TEST(Allowlist, EveryErrorNamesFileAndLine) {
+TEST(allowlist, every_error_names_file_and_line) {
     const std::string head = "# header\nok " + kA + " client\n";  // bad lines start at line 3
     EXPECT_EQ(error_of(head + "x " + kB + " root\n"), "allow.txt:3: unknown role 'root' (client, worker or admin)");
     EXPECT_EQ(error_of(head + "x " + kB + " Client\n"), "allow.txt:3: unknown role 'Client' (client, worker or admin)");
@@ -128,7 +128,7 @@ TEST(Allowlist, EveryErrorNamesFileAndLine) {
     EXPECT_EQ(msg, "allow.txt:3: unknown role 'cl?ient' (client, worker or admin)");
 }
 
-TEST(Allowlist, AllProblemsAreReportedTogetherInLineOrder) {
+TEST(allowlist, all_problems_are_reported_together_in_line_order) {
     const std::string msg = error_of("a " + kA + " root\nb nokey client\nc " + kB + " worker\nc " + kHash + " admin\n");
     const size_t l1 = msg.find("allow.txt:1: unknown role 'root'");
     const size_t l2 = msg.find("allow.txt:2: 'nokey' is not a CURVE public key");
@@ -146,7 +146,7 @@ TEST(Allowlist, AllProblemsAreReportedTogetherInLineOrder) {
     EXPECT_NE(several.find("unknown role 'root'"), std::string::npos) << several;
 }
 
-TEST(Allowlist, LoadReadsTheFileAndNamesItInErrors) {
+TEST(allowlist, load_reads_the_file_and_names_it_in_errors) {
     temp_dir tmp;
     const std::string path = tmp.sub("allow.txt");
     std::ofstream(path) << "w1 " << kA << " worker\n";
@@ -189,7 +189,7 @@ TEST(Allowlist, LoadReadsTheFileAndNamesItInErrors) {
     }
 }
 
-TEST(Allowlist, ReadsWhatKeygenWrites) {
+TEST(allowlist, reads_what_keygen_writes) {
     // hearth keygen prints "NAME PUBLIC ROLE": the same line, built from a generated pair, parses.
     const hearth::curve_keypair k = hearth::curve_keypair_generate("garage");
     const allowlist a = allowlist::parse("garage " + k.public_z85 + " client\n", "allow.txt");

@@ -664,7 +664,7 @@ TEST(resource_guard, fit_check_messages) {
     EXPECT_FALSE(f.fits);
 }
 
-TEST(ResourceGuardHeadroom, TightestKnownLimitToItsCriticalLine) {
+TEST(resource_guard, headroom_is_the_tightest_known_limit_to_its_critical_line) {
     guard_options o;
     guard_readings r;
     EXPECT_FALSE(guard_headroom(r, o)) << "no limit known: no evidence";

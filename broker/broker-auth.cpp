@@ -236,11 +236,50 @@ std::string broker::quota_refusal(const std::string& client, uint32_t jobs, uint
         for (const auto& [key, j] : jobs_) live += j.owner == who && !j.ended_for_client;
         for (const auto& [service, waiting] : backlog_)
             for (const backlog_job& b : waiting) live += b.owner == who;
+        if (auto parked = parked_owners_.find(who); parked != parked_owners_.end()) live += parked->second;
     }
     return quotas_.refusal(who, q, jobs, live, broker_clock::now(), std::chrono::system_clock::now(), retry_ms);
 }
 
 void broker::quota_charge(const std::string& client, uint32_t jobs) { quotas_.charge(identity_of(client), jobs, broker_clock::now()); }
+
+bool broker::tokens_used_up(const std::string& owner) const {
+    // The owner's role by name: a batch job runs long after its connection may be gone.
+    const allowlist_entry* e = allowlist_ ? allowlist_->find_name(owner) : nullptr;
+    const key_role role = e ? e->role : owner == "local" && front_ipc_ ? key_role::admin : key_role::client;
+    const uint64_t limit = quota_for(cfg_.broker, owner, std::string(key_role_name(role))).tokens_per_day;
+    return limit > 0 && quotas_.tokens_today(owner, std::chrono::system_clock::now()) >= limit;
+}
+
+void broker::backlog_park(const std::string& service) {
+    std::deque<backlog_job>& from = backlog_[service];
+    const std::string owner = from.front().owner;
+    if (parked_owners_[owner]++ == 0)
+        spdlog::info("broker: batch jobs of '{}' wait for 00:00 UTC: its tokens_per_day is used up", owner);
+    backlog_parked_[service].push_back(std::move(from.front()));
+    from.pop_front();
+}
+
+void broker::backlog_unpark() {
+    std::vector<std::string> free;
+    for (const auto& [owner, n] : parked_owners_)
+        if (!tokens_used_up(owner)) free.push_back(owner);
+    if (free.empty()) return;
+    for (auto& [service, parked] : backlog_parked_) {
+        // Back to the head of the backlog, where they were, in their order.
+        std::deque<backlog_job> back, stay;
+        for (backlog_job& b : parked)
+            (std::find(free.begin(), free.end(), b.owner) != free.end() ? back : stay).push_back(std::move(b));
+        parked = std::move(stay);
+        std::deque<backlog_job>& to = backlog_[service];
+        to.insert(to.begin(), std::make_move_iterator(back.begin()), std::make_move_iterator(back.end()));
+    }
+    std::erase_if(backlog_parked_, [](const auto& kv) { return kv.second.empty(); });
+    for (const auto& owner : free) {
+        spdlog::info("broker: batch jobs of '{}' run again: a new day for its tokens_per_day", owner);
+        parked_owners_.erase(owner);
+    }
+}
 
 void broker::quota_tokens(const std::string& owner, uint64_t tokens) { quotas_.tokens(owner, tokens, std::chrono::system_clock::now()); }
 

@@ -230,14 +230,19 @@ void broker::batch_query(const std::string& client, const wire::batch_call& c) {
 }
 
 void broker::batch_forget(const std::string& batch) {
-    for (auto& [service, waiting] : backlog_)
-        waiting.erase(std::remove_if(waiting.begin(), waiting.end(),
-                                     [&](const backlog_job& b) {
-                                         if (b.batch != batch) return false;
-                                         held_bytes_ -= std::min(held_bytes_, request_bytes(b.req));
-                                         return true;
-                                     }),
-                      waiting.end());
+    for (auto* lists : {&backlog_, &backlog_parked_})
+        for (auto& [service, waiting] : *lists)
+            waiting.erase(std::remove_if(waiting.begin(), waiting.end(),
+                                         [&](const backlog_job& b) {
+                                             if (b.batch != batch) return false;
+                                             held_bytes_ -= std::min(held_bytes_, request_bytes(b.req));
+                                             if (lists == &backlog_parked_) {
+                                                 auto o = parked_owners_.find(b.owner);
+                                                 if (o != parked_owners_.end() && --o->second == 0) parked_owners_.erase(o);
+                                             }
+                                             return true;
+                                         }),
+                          waiting.end());
     std::vector<uint64_t> keys;
     for (const auto& [key, j] : jobs_)
         if (j.batch == batch && !j.ended_for_client) keys.push_back(key);
@@ -284,6 +289,12 @@ void broker::backlog_dispatch(const std::string& service) {
     while (!b->second.empty()) {
         worker_entry* w = workers_.pick(service);
         if (!w) return;
+        // tokens_per_day holds for batches too: a batch accepted under the limit must not run on
+        // past it all night.
+        if (tokens_used_up(b->second.front().owner)) {
+            backlog_park(service);
+            continue;
+        }
         backlog_job next = std::move(b->second.front());
         b->second.pop_front();
         job j;

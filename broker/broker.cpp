@@ -450,6 +450,7 @@ void broker::client_status(const std::string& client) {
         ss.interactive = queue_.depth(name, wire::priority::interactive);
         ss.batch = queue_.depth(name, wire::priority::batch);
         if (auto b = backlog_.find(name); b != backlog_.end()) ss.batch += static_cast<uint32_t>(b->second.size());
+        if (auto b = backlog_parked_.find(name); b != backlog_parked_.end()) ss.batch += static_cast<uint32_t>(b->second.size());
         ss.workers = workers_.count_serving(name);
         for (const auto& [wid, w] : workers_.all()) {
             if (!w.serves(name)) continue;
@@ -817,6 +818,7 @@ void broker::tick() {
         if (it != jobs_.end()) job_fail(it->second, wire::error_code::no_worker, "no worker serves '" + it->second.req.service + "'");
     }
     expire_starved(now);
+    if (!parked_owners_.empty()) backlog_unpark();
 }
 
 }  // namespace hearth

@@ -111,6 +111,9 @@ private:
     std::string quota_refusal(const std::string& client, uint32_t jobs, uint32_t* retry_ms);
     void quota_charge(const std::string& client, uint32_t jobs);  // counts accepted requests
     void quota_tokens(const std::string& owner, uint64_t tokens);  // counts the tokens of a request that ran
+    bool tokens_used_up(const std::string& owner) const;  // owner has reached its tokens_per_day today
+    void backlog_park(const std::string& service);  // the backlog's first job waits for its owner's next day
+    void backlog_unpark();                     // tick: parked jobs whose owner may run again go back, in order
     void refusal_log(const std::string& line);  // a warn line, at most kRefusalLinesPerMinute a minute
     int64_t wall_us(broker_clock::time_point t) const;
 
@@ -213,6 +216,9 @@ private:
     bool final_held(const std::string& client, const std::string& id) const;
     std::unordered_map<uint64_t, std::function<void(const log_answer&)>> log_calls_;  // writer tasks in flight, by token
     std::map<std::string, std::deque<backlog_job>> backlog_;  // batch jobs waiting, by service
+    // Batch jobs whose owner used up tokens_per_day: they wait for the next UTC day (by service, in order).
+    std::map<std::string, std::deque<backlog_job>> backlog_parked_;
+    std::map<std::string, size_t> parked_owners_;  // owner -> jobs of it in backlog_parked_
     wire::decode_limits batch_limits_;         // for BATCH bodies: a submit holds many jobs
     std::shared_ptr<const whitelist> whitelist_;       // the safety whitelist; null when none is configured
     std::shared_ptr<const command_matcher> fast_path_;  // the command fast path built from it

@@ -23,7 +23,7 @@ public:
                         uint32_t* retry_ms);
     void charge(const std::string& who, uint32_t jobs, steady now);        // accepted requests
     void tokens(const std::string& who, uint64_t n, wall wall_now);        // a finished request's tokens
-    uint64_t tokens_today(const std::string& who, wall wall_now) const;    // for status and tests
+    uint64_t tokens_today(const std::string& who, wall wall_now) const;    // used today (0 on a new UTC day)
 
 private:
     struct use {

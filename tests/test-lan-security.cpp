@@ -480,3 +480,59 @@ TEST(lan_security, a_key_taken_off_the_allowlist_is_refused_at_once) {
     raw_client alice = l.client(l.alice);
     EXPECT_TRUE(alice.call(request_make("still", "Once upon a time", 4), 15000).final) << "the others still get in";
 }
+
+TEST(lan_security, batch_jobs_wait_for_the_next_day_once_tokens_per_day_is_used_up) {
+    const std::string model = hearth::test::model_path(k_model);
+    if (!hearth::test::require_file(model)) GTEST_SKIP() << model;
+    lan l("[broker.quota.client.alice]\ntokens_per_day = 20\n");
+    ASSERT_TRUE(l.start(model)) << l.bus->logs();
+    raw_client alice = l.client(l.alice);
+    wire::batch_call submit;
+    submit.id = "b";
+    submit.op = wire::batch_op::submit;
+    for (int i = 0; i < 6; ++i) submit.jobs.push_back(request_make("j" + std::to_string(i), "Once upon a time", 16));
+    std::optional<wire::error_reply> err;
+    auto made = batch_call(alice, submit, &err);
+    ASSERT_TRUE(made) << (err ? err->message : "no reply");
+
+    // Each job uses about 21 tokens: after the first ones (two slots may start together) the rest
+    // wait; they are still queued, not failed.
+    wire::batch_call q;
+    q.id = "s";
+    q.op = wire::batch_op::status;
+    q.batch = made->batch;
+    std::optional<wire::batch_reply> st;
+    for (int i = 0; i < 100; ++i) {
+        st = batch_call(alice, q, &err);
+        ASSERT_TRUE(st) << (err ? err->message : "no reply");
+        if (st->done > 0 && st->running == 0) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // time to start more, were it allowed
+    st = batch_call(alice, q, &err);
+    ASSERT_TRUE(st);
+    EXPECT_GE(st->done, 1u);
+    EXPECT_LE(st->done, 2u) << "batch jobs ran on past tokens_per_day";
+    EXPECT_EQ(st->failed, 0u);
+    EXPECT_EQ(st->queued, st->total - st->done);
+    EXPECT_NE(slurp(l.bus->dir() + "/broker.log").find("batch jobs of 'alice' wait for 00:00 UTC"), std::string::npos) << l.bus->logs();
+    // STATUS still counts them as waiting batch work; another client's work is not held up.
+    raw_client root = l.client(l.root);
+    auto s = root.status(5000);
+    ASSERT_TRUE(s);
+    uint32_t waiting = 0;
+    for (const auto& svc : s->services) waiting += svc.batch;
+    EXPECT_EQ(waiting, st->queued);
+    EXPECT_TRUE(root.call(request_make("r", "Once upon a time", 4), 15000).final);
+
+    // Cancelling the batch takes the waiting jobs away too.
+    wire::batch_call c = q;
+    c.op = wire::batch_op::cancel;
+    auto cancelled = batch_call(alice, c, &err);
+    ASSERT_TRUE(cancelled) << (err ? err->message : "no reply");
+    s = root.status(5000);
+    ASSERT_TRUE(s);
+    waiting = 0;
+    for (const auto& svc : s->services) waiting += svc.batch;
+    EXPECT_EQ(waiting, 0u);
+}

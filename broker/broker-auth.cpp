@@ -71,6 +71,7 @@ void broker::security_setup(zmq::context_t& zctx) {
             sock->set(zmq::sockopt::curve_server, 1);
             sock->set(zmq::sockopt::curve_secretkey, server.secret_z85);
             sock->set(zmq::sockopt::zap_domain, domain);
+            if (sock == &back_) worker_curve_ = true;
             if (sock == &front_) {
                 client_curve_ = true;
                 // A second connection with a routing id in use must not take over its replies:
@@ -212,6 +213,14 @@ bool broker::peer_note(const std::string& client, const zmq::message_t& part) {
     }
     peers_[client] = std::move(who);
     return true;
+}
+
+std::optional<std::string> broker::worker_key_name(const zmq::message_t& part) const {
+    if (!worker_curve_) return std::string();
+    const char* uid = zmq_msg_gets(const_cast<zmq_msg_t*>(part.handle()), "User-Id");
+    const allowlist_entry* e = uid && allowlist_ ? allowlist_->find_key(uid) : nullptr;
+    if (!e || e->role != key_role::worker) return std::nullopt;
+    return e->name;
 }
 
 std::string broker::identity_of(const std::string& client) const {

@@ -605,6 +605,14 @@ bool broker::dispatch_one(job& j, worker_entry& w) {
 
 void broker::on_worker(const wire::frames& f) {
     const std::string wid(f.routing_id());
+    const std::optional<std::string> key_name = worker_key_name(f.parts.back());
+    if (!key_name) {
+        // Admitted, then taken off the allowlist (SIGHUP): it serves no more.
+        refusal_log("broker: refused worker " + peer_name(wid) + ": its key is no longer on the allowlist");
+        if (workers_.find(wid)) worker_lost(wid, "key taken off the allowlist");
+        send_worker(wid, wire::command::disconnect, wire::encode(wire::disconnect{"this worker's key is no longer on the broker's allowlist"}));
+        return;
+    }
     wire::envelope env;
     try {
         env = wire::envelope_parse(f.views(1));
@@ -615,7 +623,7 @@ void broker::on_worker(const wire::frames& f) {
     }
     try {
         if (env.cmd == wire::command::ready) {
-            worker_ready(wid, env.body);
+            worker_ready(wid, env.body, *key_name);
             return;
         }
         worker_entry* w = workers_.find(wid);
@@ -645,7 +653,7 @@ void broker::on_worker(const wire::frames& f) {
     }
 }
 
-void broker::worker_ready(const std::string& wid, std::string_view body) {
+void broker::worker_ready(const std::string& wid, std::string_view body, const std::string& key_name) {
     wire::ready r = wire::decode_ready(body, limits_);
     if (r.services.empty() || r.slots < 1 || r.slots > 1024) throw wire::protocol_error(wire::error_code::bad_request, "READY needs services and 1..1024 slots");
     worker_entry w;
@@ -659,7 +667,9 @@ void broker::worker_ready(const std::string& wid, std::string_view body) {
     w.last_seen = broker_clock::now();
     std::string svcs;
     for (const auto& s : w.services) svcs.append(svcs.empty() ? "" : ",").append(s);
-    spdlog::info("broker: worker {} ready: model {}, services {}, {} slots", w.name, w.model, svcs, w.slots);
+    // Under CURVE the key says who it is; the name in READY is only what it calls itself.
+    const std::string key = key_name.empty() || key_name == w.name ? std::string() : " (key '" + key_name + "')";
+    spdlog::info("broker: worker {}{} ready: model {}, services {}, {} slots", w.name, key, w.model, svcs, w.slots);
     std::set<uint64_t> lost = workers_.add(std::move(w));
     worker_entry& added = *workers_.find(wid);
     worker_event_log(added, "ready", "", r.memory ? wire::memory_report_describe(*r.memory) : std::string());

@@ -103,6 +103,9 @@ private:
     // Records who sent a client message (CURVE: its key name; otherwise "local"); false when the
     // connection has no identity we can trust (the message is dropped).
     bool peer_note(const std::string& client, const zmq::message_t& part);
+    // The allowlist name of the worker key a worker message came with; "" without CURVE on the
+    // worker endpoint; nullopt when its key has been taken off the allowlist since it connected.
+    std::optional<std::string> worker_key_name(const zmq::message_t& part) const;
     // Who a client connection is: usage log, whitelist permissions, batch ownership, quotas.
     std::string identity_of(const std::string& client) const;
     bool admin(const std::string& client) const;  // may read every client's audit rows and batches
@@ -148,7 +151,7 @@ private:
     void log_read(log_query query, std::function<void(const log_answer&)> then);
     // Moves backlog jobs of a service into jobs_ and onto workers while one has a free slot.
     void backlog_dispatch(const std::string& service);
-    void worker_ready(const std::string& wid, std::string_view body);
+    void worker_ready(const std::string& wid, std::string_view body, const std::string& key_name);  // key_name: "" without CURVE
     void worker_heartbeat(worker_entry& w, std::string_view body);
     void worker_partial(worker_entry& w, std::string_view body);
     void worker_final(worker_entry& w, std::string_view body);
@@ -226,6 +229,7 @@ private:
     uint64_t held_bytes_ = 0;                  // request_bytes of every live job and backlog job (broker.queue_bytes)
     // Security (broker-auth.cpp).
     bool client_curve_ = false;                // the client endpoint speaks CURVE (identities are key names)
+    bool worker_curve_ = false;                // the worker endpoint speaks CURVE
     std::optional<zmq::socket_t> zap_;         // the ZAP handler's socket (CURVE only)
     std::shared_ptr<const allowlist> allowlist_;  // who may connect over CURVE; null without CURVE
     struct peer {

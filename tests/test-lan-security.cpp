@@ -479,6 +479,20 @@ TEST(lan_security, a_key_taken_off_the_allowlist_is_refused_at_once) {
     EXPECT_NE(slurp(l.bus->dir() + "/broker.log").find("no longer on the allowlist"), std::string::npos);
     raw_client alice = l.client(l.alice);
     EXPECT_TRUE(alice.call(request_make("still", "Once upon a time", 4), 15000).final) << "the others still get in";
+
+    // The worker's key goes too: the broker drops it at its next heartbeat.
+    std::ofstream(l.bus->dir() + "/allowlist") << "alice " << l.alice.public_z85 << " client\n"
+                                              << "root " << l.root.public_z85 << " admin\n";
+    ASSERT_EQ(::kill(l.bus->broker().pid(), SIGHUP), 0);
+    raw_client root = l.client(l.root);
+    bool dropped = false;
+    for (int i = 0; i < 100 && !dropped; ++i) {
+        auto st = root.status(1000);
+        dropped = st && st->workers.empty();
+        if (!dropped) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    EXPECT_TRUE(dropped) << l.bus->logs();
+    EXPECT_NE(slurp(l.bus->dir() + "/broker.log").find("its key is no longer on the allowlist"), std::string::npos);
 }
 
 TEST(lan_security, batch_jobs_wait_for_the_next_day_once_tokens_per_day_is_used_up) {

@@ -36,6 +36,7 @@
 namespace hearth {
 
 std::string peer_name(std::string_view routing_id);  // a short printable form of a routing id, for logs
+double ms_between(broker_clock::time_point a, broker_clock::time_point b);  // b - a in milliseconds
 
 class broker {
 public:

@@ -233,11 +233,17 @@ bool broker::admin(const std::string& client) const {
     return it != peers_.end() && it->second.role == key_role::admin;
 }
 
+quota_limits broker::quota_of(const std::string& identity) const {
+    // By name, not by connection: a batch job runs long after its connection may be gone. A name
+    // is one key on the allowlist, so this is the role peer_note found for the connection too.
+    const allowlist_entry* e = allowlist_ ? allowlist_->find_name(identity) : nullptr;
+    const key_role role = e ? e->role : identity == "local" && front_ipc_ ? key_role::admin : key_role::client;
+    return quota_for(cfg_.broker, identity, std::string(key_role_name(role)));
+}
+
 std::string broker::quota_refusal(const std::string& client, uint32_t jobs, uint32_t* retry_ms) {
     const std::string who = identity_of(client);
-    auto p = peers_.find(client);
-    const std::string role(key_role_name(p != peers_.end() ? p->second.role : key_role::client));
-    const quota_limits q = quota_for(cfg_.broker, who, role);
+    const quota_limits q = quota_of(who);
     if (q.requests_per_minute == 0 && q.tokens_per_day == 0 && q.max_queued == 0) return "";
     uint64_t live = 0;
     if (q.max_queued > 0) {  // a scan, but only for identities with this limit
@@ -253,10 +259,7 @@ std::string broker::quota_refusal(const std::string& client, uint32_t jobs, uint
 void broker::quota_charge(const std::string& client, uint32_t jobs) { quotas_.charge(identity_of(client), jobs, broker_clock::now()); }
 
 bool broker::tokens_used_up(const std::string& owner) const {
-    // The owner's role by name: a batch job runs long after its connection may be gone.
-    const allowlist_entry* e = allowlist_ ? allowlist_->find_name(owner) : nullptr;
-    const key_role role = e ? e->role : owner == "local" && front_ipc_ ? key_role::admin : key_role::client;
-    const uint64_t limit = quota_for(cfg_.broker, owner, std::string(key_role_name(role))).tokens_per_day;
+    const uint64_t limit = quota_of(owner).tokens_per_day;
     return limit > 0 && quotas_.tokens_today(owner, std::chrono::system_clock::now()) >= limit;
 }
 

@@ -114,7 +114,7 @@ void broker::batch_submit(const std::string& client, wire::batch_call c) {
     uint32_t retry_ms = 0;
     if (std::string why = quota_refusal(client, static_cast<uint32_t>(c.jobs.size()), &retry_ms); !why.empty()) {
         spdlog::info("broker: batch {} from {} refused: {}", c.id, identity_of(client), why);
-        send_client(client, wire::command::error, wire::encode(wire::error_reply{c.id, wire::error_code::quota_exceeded, why, retry_ms}));
+        send_client_error(client, c.id, wire::error_code::quota_exceeded, why, retry_ms);
         return;
     }
     uint64_t bytes = 0;

@@ -103,7 +103,7 @@ void broker::notes_refresh() {
 }
 
 void broker::send_overloaded(const std::string& client, const std::string& id, const std::string& why) {
-    send_client(client, wire::command::error, wire::encode(wire::error_reply{id, wire::error_code::overloaded, why, retry_after_overloaded_ms}));
+    send_client_error(client, id, wire::error_code::overloaded, why, retry_after_overloaded_ms);
 }
 
 void broker::expire_starved(broker_clock::time_point now) {

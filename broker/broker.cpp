@@ -58,7 +58,6 @@ std::string peer_name(std::string_view id) {
     return s;
 }
 
-
 broker::broker(const config& cfg, zmq::context_t& zctx)
     : cfg_(cfg),
       front_(zctx, zmq::socket_type::router),
@@ -169,12 +168,9 @@ void broker::send_worker_error(const std::string& wid, wire::error_code code, co
     send_worker(wid, wire::command::error, wire::encode(e));
 }
 
-void broker::send_client_error(const std::string& client, const std::string& id, wire::error_code code, const std::string& message) {
-    wire::error_reply e;
-    e.id = id;
-    e.code = code;
-    e.message = message;
-    send_client(client, wire::command::error, wire::encode(e));
+void broker::send_client_error(const std::string& client, const std::string& id, wire::error_code code, const std::string& message,
+                               uint32_t retry_after_ms) {
+    send_client(client, wire::command::error, wire::encode(wire::error_reply{id, code, message, retry_after_ms}));
 }
 
 std::string broker::job_wire_id(uint64_t key) const {
@@ -354,7 +350,7 @@ void broker::client_request(const std::string& client, std::string_view body) {
     if (std::string why = quota_refusal(client, 1, &retry_ms); !why.empty()) {
         spdlog::info("broker: request {} from {} refused: {}", r.id, identity_of(client), why);
         log_refusal(client, r, wire::error_code::quota_exceeded);
-        send_client(client, wire::command::error, wire::encode(wire::error_reply{r.id, wire::error_code::quota_exceeded, why, retry_ms}));
+        send_client_error(client, r.id, wire::error_code::quota_exceeded, why, retry_ms);
         return;
     }
     if (r.service == "command" && command_prepare(client, r)) {  // answered by the fast path (or refused)

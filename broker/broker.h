@@ -113,6 +113,7 @@ private:
     // "" when `jobs` more requests from this client fit its quotas, else the message; *retry_ms
     // says when the limit resets.
     std::string quota_refusal(const std::string& client, uint32_t jobs, uint32_t* retry_ms);
+    quota_limits quota_of(const std::string& identity) const;  // its limits, by its role on the allowlist
     void quota_charge(const std::string& client, uint32_t jobs);  // counts accepted requests
     void quota_tokens(const std::string& owner, uint64_t tokens);  // counts the tokens of a request that ran
     bool tokens_used_up(const std::string& owner) const;  // owner has reached its tokens_per_day today
@@ -190,7 +191,8 @@ private:
     bool send_client(const std::string& client, wire::command c, const std::string& body);
     bool send_worker(const std::string& wid, wire::command c, const std::string& body);
     void send_worker_error(const std::string& wid, wire::error_code code, const std::string& message);
-    void send_client_error(const std::string& client, const std::string& id, wire::error_code code, const std::string& message);
+    void send_client_error(const std::string& client, const std::string& id, wire::error_code code, const std::string& message,
+                           uint32_t retry_after_ms = 0);
     void client_gone(const std::string& client);
     std::string job_wire_id(uint64_t key) const;
 

@@ -19,4 +19,24 @@ void watchdog_pinger::tick() {
     sd_notify(0, "WATCHDOG=1");
 }
 
+watchdog_pinger_thread::watchdog_pinger_thread(watchdog_pinger& p) : pinger_(p) {
+    if (!pinger_.enabled()) return;
+    thread_ = std::thread([this] {
+        std::unique_lock<std::mutex> lock(mutex_);
+        while (!done_) {
+            pinger_.tick();
+            done_cv_.wait_for(lock, pinger_.every() / 4);
+        }
+    });
+}
+
+watchdog_pinger_thread::~watchdog_pinger_thread() {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        done_ = true;
+    }
+    done_cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+}
+
 }  // namespace hearth

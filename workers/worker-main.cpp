@@ -14,13 +14,10 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
-#include <mutex>
-#include <thread>
 
 namespace {
 
@@ -30,39 +27,6 @@ std::atomic<bool> g_stop{false};
 
 void on_signal(int) { g_stop.store(true); }
 
-// systemd's watchdog runs during start-up too, and loading a large model from an SD card can take
-// longer than WatchdogSec: a thread keeps pinging while the main thread loads (TimeoutStartSec
-// still bounds a load that hangs). Not started without a watchdog.
-class load_pinger {
-public:
-    explicit load_pinger(watchdog_pinger& p) : pinger_(p) {
-        if (!pinger_.enabled()) return;
-        thread_ = std::thread([this] {
-            std::unique_lock<std::mutex> lock(mutex_);
-            while (!done_) {
-                pinger_.tick();
-                done_cv_.wait_for(lock, pinger_.every() / 4);
-            }
-        });
-    }
-    ~load_pinger() {
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            done_ = true;
-        }
-        done_cv_.notify_all();
-        if (thread_.joinable()) thread_.join();
-    }
-    load_pinger(const load_pinger&) = delete;
-    load_pinger& operator=(const load_pinger&) = delete;
-
-private:
-    watchdog_pinger& pinger_;           // used only by the thread until it is joined
-    std::mutex mutex_;                  // guards done_
-    std::condition_variable done_cv_;   // wakes the thread to stop
-    bool done_ = false;                 // the load finished (or failed)
-    std::thread thread_;                // the pinging thread; not joinable without a watchdog
-};
 
 }  // namespace
 
@@ -153,7 +117,7 @@ int main(int argc, char** argv) {
     }
     std::unique_ptr<hearth::model> model;
     try {
-        load_pinger during_load(pinger);
+        hearth::watchdog_pinger_thread during_load(pinger);  // loading may outlast WatchdogSec
         model = hearth::model::load(cfg.worker.model);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "hearth-worker: cannot load %s: %s\n", cfg.worker.model.c_str(), e.what());
